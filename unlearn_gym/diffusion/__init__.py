@@ -1,0 +1,20 @@
+"""The DDPM: noise schedule, conditional UNet, EMA, samplers, pretraining."""
+
+from unlearn_gym.diffusion.ema import make_ema
+from unlearn_gym.diffusion.samplers import ddim_sample, ddpm_sample, sample
+from unlearn_gym.diffusion.schedule import NoiseSchedule
+from unlearn_gym.diffusion.train import export_ema, pretrain
+from unlearn_gym.diffusion.unet import ConditionalUNet, build_unet, count_parameters
+
+__all__ = [
+    "ConditionalUNet",
+    "NoiseSchedule",
+    "build_unet",
+    "count_parameters",
+    "ddim_sample",
+    "ddpm_sample",
+    "export_ema",
+    "make_ema",
+    "pretrain",
+    "sample",
+]

@@ -1,0 +1,178 @@
+"""Pretraining the class-conditional DDPM on the contaminated data (resumable, bit-exact)."""
+
+from __future__ import annotations
+
+import math
+import os
+import shlex
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from unlearn_gym.checkpoints import load_checkpoint, save_checkpoint
+from unlearn_gym.data import ContaminatedMNIST, build_contaminated_mnist
+from unlearn_gym.diffusion.ema import make_ema
+from unlearn_gym.diffusion.schedule import NoiseSchedule
+from unlearn_gym.diffusion.unet import build_unet
+from unlearn_gym.presets import get_preset
+
+
+def lr_factor(step: int, total: int, warmup: int = 200, floor: float = 0.1) -> float:
+    """Linear warm-up then cosine decay to ``floor`` of the peak learning rate."""
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def _summary_writer(log_dir: str | os.PathLike | None):
+    if log_dir is None:
+        return None
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:  # tensorboard is in the [sb3] extra
+        print("tensorboard not installed; loss is not logged (pip install tensorboard)", file=sys.stderr)
+        return None
+    return SummaryWriter(str(log_dir))
+
+
+def pretrain(
+    preset: str = "tiny",
+    out: str | os.PathLike = "ddpm.pt",
+    *,
+    steps: int | None = None,
+    seed: int = 0,
+    data: ContaminatedMNIST | None = None,
+    resume: str | os.PathLike | None = None,
+    until: int | None = None,
+    save_every: int = 1000,
+    log_dir: str | os.PathLike | None = None,
+    flip_forget: bool = True,
+    progress: bool = True,
+    command: str | None = None,
+) -> dict[str, Any]:
+    """Train the preset's DDPM on the contaminated mix; save a resumable checkpoint.
+
+    Resuming from a checkpoint of the same run reproduces the uninterrupted run exactly: the
+    optimizer, learning-rate schedule, EMA and the data/noise generator state are all restored.
+
+    :param preset: preset name.
+    :param out: checkpoint path (written atomically, with a ``.json`` sidecar).
+    :param steps: total training steps (default: the preset's); fixes the learning-rate schedule.
+    :param seed: seed of initialisation, batches, noise and timesteps.
+    :param data: dataset to train on (default: :func:`build_contaminated_mnist` of the preset).
+    :param resume: checkpoint to continue from.
+    :param until: stop (and save) after this many total steps, e.g. to train in chunks.
+    :param save_every: steps between intermediate checkpoints.
+    :param log_dir: tensorboard log directory (``None``: no logging).
+    :param flip_forget: augment the forget images (trousers) by random horizontal flips; digits
+        are never flipped.
+    :param progress: show a progress bar.
+    :param command: the command line recorded in the sidecar (default: ``sys.argv``).
+    :returns: the final training state (``model``, ``ema``, ``step``, ...).
+    """
+    p = get_preset(preset)
+    data = data if data is not None else build_contaminated_mnist(p.name)
+    if data.resolution != p.resolution:
+        raise ValueError(f"data resolution {data.resolution} != preset {p.name} ({p.resolution})")
+    schedule = NoiseSchedule()
+    total = int(steps if steps is not None else p.pretrain_steps)
+    torch.manual_seed(seed)  # initialisation only; batches use `gen`
+    model = build_unet(p)
+    ema = make_ema(model, p.ema_decay)
+    opt = torch.optim.AdamW(model.parameters(), lr=p.pretrain_lr, weight_decay=0.0)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, total))
+    gen = torch.Generator().manual_seed(seed)
+    step, elapsed = 0, 0.0
+    if resume is not None:
+        ck = load_checkpoint(resume, "ddpm", p.name)
+        if "optimizer" not in ck:
+            raise ValueError(f"{resume} holds EMA weights only; it cannot be resumed")
+        if ck["config"]["steps"] != total or ck["config"]["seed"] != seed:
+            raise ValueError(
+                f"{resume} was made with steps={ck['config']['steps']}, seed={ck['config']['seed']}; "
+                "resume with the same --steps and --seed"
+            )
+        model.load_state_dict(ck["model"])
+        ema.load_state_dict(ck["ema"])
+        opt.load_state_dict(ck["optimizer"])
+        sched.load_state_dict(ck["lr_scheduler"])
+        gen.set_state(ck["generator"])
+        step, elapsed = int(ck["step"]), float(ck.get("elapsed_s", 0.0))
+    x_all, y_all, is_forget = data.train_images, data.train_labels, data.train_is_forget
+    stop = total if until is None else min(total, until)
+    writer = _summary_writer(log_dir)
+    config = {"steps": total, "seed": seed, "batch": p.pretrain_batch, "lr": p.pretrain_lr,
+              "ema_decay": p.ema_decay, "flip_forget": flip_forget}
+    cmd = command or " ".join(shlex.quote(a) for a in ["unlearn-gym", *sys.argv[1:]])
+
+    def save(last_loss: float) -> None:
+        save_checkpoint(
+            out, "ddpm", p.name,
+            {"model": model.state_dict(), "ema": ema.state_dict(), "optimizer": opt.state_dict(),
+             "lr_scheduler": sched.state_dict(), "generator": gen.get_state(), "step": step,
+             "config": config, "elapsed_s": elapsed},
+            {"preset_config": p.to_dict(), "data": data.meta, "step": step, "train": config,
+             "final_loss_ema100": last_loss, "train_seconds": round(elapsed, 1), "command": cmd},
+        )
+
+    model.train()
+    bar = tqdm(total=stop, initial=step, disable=not progress, desc=f"pretrain {p.name}")
+    ema_loss = float("nan")
+    t0 = time.perf_counter()
+    while step < stop:
+        idx = torch.randint(0, len(x_all), (p.pretrain_batch,), generator=gen)
+        x0, y = x_all[idx], y_all[idx]
+        flip = is_forget[idx] & (torch.rand(len(idx), generator=gen) < 0.5)
+        if flip_forget and bool(flip.any()):
+            x0 = torch.where(flip[:, None, None, None], x0.flip(-1), x0)
+        t = schedule.sample_timesteps(len(idx), gen)
+        noise = torch.randn(x0.shape, generator=gen)
+        loss = nn.functional.mse_loss(model(schedule.q_sample(x0, t, noise), t, y), noise)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        ema.update_parameters(model)
+        step += 1
+        lv = loss.item()
+        ema_loss = lv if math.isnan(ema_loss) else 0.99 * ema_loss + 0.01 * lv
+        if writer is not None and step % 50 == 0:
+            writer.add_scalar("pretrain/loss", lv, step)
+            writer.add_scalar("pretrain/lr", sched.get_last_lr()[0], step)
+        bar.update(1)
+        if step % 100 == 0:
+            bar.set_postfix(loss=f"{ema_loss:.4f}")
+        if step % save_every == 0 and step < stop:
+            elapsed += time.perf_counter() - t0
+            t0 = time.perf_counter()
+            save(ema_loss)
+    bar.close()
+    elapsed += time.perf_counter() - t0
+    save(ema_loss)
+    if writer is not None:
+        writer.close()
+    return {"model": model, "ema": ema.module, "step": step, "loss": ema_loss, "elapsed_s": elapsed}
+
+
+def export_ema(checkpoint: str | os.PathLike, out: str | os.PathLike, extra: dict[str, Any] | None = None) -> Path:
+    """Write the EMA weights of a training checkpoint as a small, load-only ``ddpm`` checkpoint.
+
+    :param checkpoint: a checkpoint written by :func:`pretrain`.
+    :param out: destination.
+    :param extra: metadata merged into the sidecar (e.g. measured quality).
+    """
+    from unlearn_gym.checkpoints import read_sidecar
+
+    ck = load_checkpoint(checkpoint, "ddpm")
+    ema_state = {k.removeprefix("module."): v for k, v in ck["ema"].items() if k != "n_averaged"}
+    meta = read_sidecar(checkpoint)
+    meta.pop("versions", None)
+    meta.update(extra or {})
+    return save_checkpoint(out, "ddpm", ck["preset"], {"model": ema_state, "step": ck["step"]}, meta)

@@ -1,0 +1,80 @@
+"""The models that ship inside the package: pretrained EMA DDPMs and evaluator classifiers."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from unlearn_gym.checkpoints import CheckpointError, load_checkpoint, read_sidecar
+from unlearn_gym.diffusion.unet import ConditionalUNet, build_unet
+from unlearn_gym.eval.classifier import Classifier, load_classifier_file
+from unlearn_gym.presets import PRESETS, get_preset
+
+ASSET_DIR = Path(__file__).parent / "assets"
+SHIPPED_PRESETS = ("micro", "tiny")
+
+
+def asset_path(kind: str, preset: str) -> Path:
+    """Path of a shipped asset (``kind`` is ``"ddpm"`` or ``"classifier"``)."""
+    get_preset(preset)
+    return ASSET_DIR / f"{kind}-{preset}.pt"
+
+
+def _shipped(kind: str, preset: str) -> Path:
+    path = asset_path(kind, preset)
+    if not path.is_file():
+        hint = (
+            f"`unlearn-gym pretrain --preset {preset}`" if kind == "ddpm"
+            else f"`unlearn-gym train-classifier --preset {preset}`"
+        )
+        shipped = ", ".join(SHIPPED_PRESETS)
+        raise CheckpointError(
+            f"no shipped {kind} for preset {preset!r} (shipped: {shipped}; known presets:"
+            f" {', '.join(PRESETS)}). Train one with {hint} and pass its path."
+        )
+    return path
+
+
+def load_ddpm_file(path: str | os.PathLike, preset: str | None = None) -> ConditionalUNet:
+    """Load DDPM weights (a pretrained EMA export, a training checkpoint, or an unlearned model).
+
+    Training checkpoints contribute their EMA weights. The model is returned in eval mode.
+
+    :param path: checkpoint file.
+    :param preset: expected preset (``None``: whatever the file says).
+    """
+    ck = load_checkpoint(path, ("ddpm", "unlearned"), preset)
+    state = ck["model"]
+    if "ema" in ck:
+        state = {k.removeprefix("module."): v for k, v in ck["ema"].items() if k != "n_averaged"}
+    model = build_unet(ck["preset"])
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as e:
+        raise CheckpointError(f"{path}: weights do not fit the {ck['preset']!r} UNet ({e})") from e
+    return model.eval()
+
+
+def load_pretrained(preset: str = "tiny", path: str | os.PathLike | None = None) -> ConditionalUNet:
+    """The pretrained (EMA) DDPM of a preset, from the package or from ``path``.
+
+    :param preset: ``micro`` or ``tiny`` ship with the package.
+    :param path: optional checkpoint to load instead of the shipped one.
+    :raises CheckpointError: unknown/unshipped preset, missing or corrupt file, preset mismatch.
+    """
+    return load_ddpm_file(path if path is not None else _shipped("ddpm", preset), preset)
+
+
+def load_classifier(preset: str = "tiny", path: str | os.PathLike | None = None) -> Classifier:
+    """The evaluator classifier of a preset, from the package or from ``path`` (eval mode).
+
+    :param preset: ``micro`` or ``tiny`` ship with the package.
+    :param path: optional checkpoint to load instead of the shipped one.
+    """
+    return load_classifier_file(path if path is not None else _shipped("classifier", preset), preset)
+
+
+def asset_info(kind: str, preset: str) -> dict[str, Any]:
+    """The sidecar of a shipped asset (command that made it, measured quality)."""
+    return read_sidecar(_shipped(kind, preset))
