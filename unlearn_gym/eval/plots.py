@@ -1,0 +1,171 @@
+"""PNG plots and sample grids: λ trajectories, loss components, forget-vs-retain scatter, sample grids.
+
+Figures are drawn with matplotlib's object API (no pyplot, no display needed) and written atomically.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from unlearn_gym.checkpoints import atomic_write_bytes
+from unlearn_gym.data import CONTAMINATED_LABEL, NUM_LABELS
+from unlearn_gym.imaging import image_grid, save_png
+
+
+def _figure(size: tuple[float, float] = (6.0, 4.0)) -> Any:
+    try:
+        from matplotlib.figure import Figure
+    except ImportError as e:  # pragma: no cover - depends on the environment
+        raise ImportError("plots need matplotlib: pip install 'unlearn-gym[eval]'") from e
+    return Figure(figsize=size, dpi=100, layout="constrained")
+
+
+def _save(fig: Any, path: str | os.PathLike) -> Path:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    atomic_write_bytes(path, buf.getvalue())
+    return Path(path)
+
+
+def _series(values: Sequence[float] | Mapping[str, Sequence[float]], default: str) -> dict[str, list[float]]:
+    if isinstance(values, Mapping):
+        return {str(k): [float(v) for v in vs] for k, vs in values.items()}
+    return {default: [float(v) for v in values]}
+
+
+def plot_lambda_trajectory(
+    lambdas: Sequence[float] | Mapping[str, Sequence[float]],
+    path: str | os.PathLike,
+    *,
+    bounds: tuple[float, float] | None = None,
+    title: str = "λ per unlearning step",
+) -> Path:
+    """Line plot of λ against the step, one line per run.
+
+    :param lambdas: λ per step, or a mapping run name -> λ per step.
+    :param path: PNG destination.
+    :param bounds: optional (λ_min, λ_max) drawn as dashed lines.
+    :param title: figure title.
+    """
+    fig = _figure()
+    ax = fig.add_subplot()
+    for name, vs in _series(lambdas, "λ").items():
+        ax.plot(range(len(vs)), vs, label=name, lw=1.2)
+    if bounds is not None:
+        for b in bounds:
+            ax.axhline(b, color="grey", ls="--", lw=0.8)
+    ax.set(xlabel="step", ylabel="λ", title=title)
+    ax.legend(loc="best", fontsize="small")
+    return _save(fig, path)
+
+
+def plot_loss_components(
+    components: Mapping[str, Sequence[float]],
+    path: str | os.PathLike,
+    *,
+    log_y: bool = False,
+    title: str = "loss components per step",
+) -> Path:
+    """One line per loss component (e.g. ``L_x``, ``L_a``, ``||g_x||``, ``||g_a||``, ``KL``) against the step.
+
+    :param components: mapping component name -> value per step.
+    :param path: PNG destination.
+    :param log_y: logarithmic y axis (needs positive values).
+    :param title: figure title.
+    """
+    if not components:
+        raise ValueError("no loss components to plot")
+    fig = _figure()
+    ax = fig.add_subplot()
+    for name, vs in _series(components, "loss").items():
+        ax.plot(range(len(vs)), vs, label=name, lw=1.2)
+    if log_y:
+        ax.set_yscale("log")
+    ax.set(xlabel="step", ylabel="value", title=title)
+    ax.legend(loc="best", fontsize="small")
+    return _save(fig, path)
+
+
+def plot_forget_retain(
+    runs: Mapping[str, Any],
+    path: str | os.PathLike,
+    *,
+    x: str = "trouser_rate",
+    y: str = "retain_fid",
+    title: str = "forgetting vs retention",
+) -> Path:
+    """Scatter of a forget-side measure against a retain-side measure, one labelled point per run.
+
+    :param runs: mapping run name -> :class:`~unlearn_gym.eval.report.EvalReport` or summary dict.
+    :param path: PNG destination.
+    :param x: summary key on the x axis (default: trouser rate).
+    :param y: summary key on the y axis (default: retain FID).
+    :param title: figure title.
+    :raises KeyError: a run lacks one of the keys.
+    """
+    if not runs:
+        raise ValueError("no runs to plot")
+    fig = _figure()
+    ax = fig.add_subplot()
+    for name, run in runs.items():
+        s = run.summary if hasattr(run, "summary") else run
+        if s.get(x) is None or s.get(y) is None:
+            raise KeyError(f"run {name!r} has no measured {x!r} and {y!r}")
+        ax.scatter([s[x]], [s[y]], s=30)
+        ax.annotate(name, (s[x], s[y]), textcoords="offset points", xytext=(4, 4), fontsize="small")
+    ax.set(xlabel=x, ylabel=y, title=title)
+    ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+def paired_grid(
+    model_images: torch.Tensor,
+    labels: torch.Tensor,
+    reference_images: torch.Tensor | None = None,
+    *,
+    per_row: int = 8,
+    scale: int = 2,
+) -> Any:
+    """RGB grid: one row per label (label 1 first, then 0, 2..9); reference left, model right.
+
+    :param model_images: the evaluated model's samples.
+    :param labels: their labels (sample ``i`` of both models shares noise and label).
+    :param reference_images: the reference model's samples (``None``: model only).
+    :param per_row: samples per label and model.
+    :param scale: integer upscaling.
+    :returns: uint8 ``(H, W, 3)`` array.
+    """
+    order = [CONTAMINATED_LABEL] + [lab for lab in range(NUM_LABELS) if lab != CONTAMINATED_LABEL]
+    blank = torch.zeros(1, *model_images.shape[1:])  # mid-grey spacer
+    tiles, ncol = [], per_row if reference_images is None else 2 * per_row + 1
+    for lab in order:
+        idx = torch.nonzero(labels == lab).flatten()[:per_row]
+        if len(idx) == 0:
+            continue
+        pad = blank.expand(per_row - len(idx), *blank.shape[1:])
+        row = [model_images[idx], pad]
+        if reference_images is not None:
+            row = [reference_images[idx], pad, blank, *row]
+        tiles.append(torch.cat(row))
+    return image_grid(torch.cat(tiles), ncol, scale=scale)
+
+
+def save_sample_grid(report: Any, path: str | os.PathLike, *, per_row: int = 8, scale: int = 2) -> Path:
+    """Write :func:`paired_grid` of an evaluation report's samples as PNG.
+
+    :param report: an :class:`~unlearn_gym.eval.report.EvalReport` made with ``keep_samples=True``.
+    :param path: PNG destination.
+    :param per_row: samples per label and model.
+    :param scale: integer upscaling.
+    """
+    if report.samples is None:
+        raise ValueError("the report carries no samples; evaluate with keep_samples=True")
+    s = report.samples
+    save_png(path, paired_grid(s["model"], s["labels"], s.get("reference"), per_row=per_row, scale=scale))
+    return Path(path)
