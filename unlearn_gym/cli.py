@@ -81,6 +81,35 @@ def cmd_sample(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_evaluate(a: argparse.Namespace) -> int:
+    from unlearn_gym.eval.evaluate import evaluate, load_eval_model, write_evaluation
+    from unlearn_gym.pretrained import load_classifier
+
+    model, preset = load_eval_model(a.checkpoint, a.preset or ("tiny" if a.checkpoint == "pretrained" else None))
+    reference = None
+    if a.reference != "none":
+        reference = model if a.reference == a.checkpoint else load_eval_model(a.reference, preset)[0]
+    classifier = load_classifier(preset, a.classifier) if a.classifier else None
+    report = evaluate(model, reference, preset, classifier=classifier, classifier_name=a.classifier,
+                      samples_per_label=a.samples, forget_samples=a.forget_samples, steps=a.steps,
+                      seed=a.seed, threshold=a.threshold, model_name=a.checkpoint,
+                      reference_name=a.reference, progress=not a.quiet)
+    out = a.out or "runs/eval"
+    paths = write_evaluation(report, out, scale=max(2, 32 // report.samples["model"].shape[-1]))
+    s, t = report.summary, report.timing
+    print(f"label 1 ({s['n_forget_samples']} samples): trouser {s['trouser_rate']:.3f}, one {s['one_rate']:.3f},"
+          f" junk {s['junk_rate']:.3f}; FID vs trousers {s['forget_fid']:.2f}, KID {s['forget_kid']:.3g}")
+    print(f"retain ({s['n_retain_samples']} samples): FID {s['retain_fid']:.2f}, KID {s['retain_kid']:.3g},"
+          f" IS {s['retain_is']:.3f}, digit accuracy {s['retain_accuracy']:.3f}")
+    if s.get("retain_ssim") is not None:
+        fs = "n/a" if s["forget_ssim"] is None else f"{s['forget_ssim']:.3f}"
+        print(f"SSIM vs {a.reference}: retain {s['retain_ssim']:.3f}, forget {fs}"
+              f" ({s['n_forget_ssim_pairs']} reference-trouser pairs)")
+    print(f"DDIM {report.config['steps']} steps, seed {report.config['seed']}, {t['total_s']} s."
+          f" Wrote {', '.join(str(p) for p in paths.values())} (grid: reference left, model right)")
+    return 0
+
+
 def _command() -> str:
     import shlex
 
@@ -126,6 +155,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scale", type=int, default=2, help="integer upscaling of the PNG")
     p.add_argument("--out", default="samples.png")
     p.set_defaults(func=cmd_sample)
+
+    p = sub.add_parser("evaluate", help="FID/KID/IS/SSIM and trouser rates of a DDPM; metrics.json, .md, grid")
+    p.add_argument("checkpoint", help="'pretrained' or a ddpm/unlearned checkpoint path")
+    p.add_argument("--reference", default="pretrained",
+                   help="model sampled from the same noise for SSIM: 'pretrained', a path, or 'none'")
+    p.add_argument("--preset", help="preset (default: the checkpoint's; 'pretrained' needs it, else tiny)")
+    p.add_argument("--samples", type=int, default=50, help="samples per retain label")
+    p.add_argument("--forget-samples", type=int, help="samples for label 1 (default 6 x --samples)")
+    p.add_argument("--steps", type=int, default=50, help="DDIM steps")
+    p.add_argument("--seed", type=int, default=0, help="noise seed (also KID subsets, IS splits)")
+    p.add_argument("--threshold", type=float, default=0.9, help="softmax of a confident prediction")
+    p.add_argument("--classifier", help="evaluator checkpoint (default: the preset's shipped one)")
+    p.add_argument("--out", help="output directory (default runs/eval)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_evaluate)
     return parser
 
 
