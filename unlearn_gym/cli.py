@@ -81,6 +81,20 @@ def cmd_sample(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_ship(a: argparse.Namespace) -> int:
+    from unlearn_gym.pretrained import ship_assets
+
+    q = ship_assets(a.preset, a.ddpm or f"runs/ddpm-{a.preset}.pt",
+                    a.classifier or f"runs/classifier-{a.preset}.pt",
+                    n_per_label=a.per_label, steps=a.steps, seed=a.seed, command=_command())
+    acc = ", ".join(f"{k}: {v['accuracy']:.3f}" for k, v in q["per_label"].items())
+    print(f"installed {a.preset} assets. Per-label accuracy ({q['n_per_label']} DDIM-{q['ddim_steps']} samples"
+          f" each): {acc}")
+    print(f"label 1: confident trouser {q['trouser_rate']:.3f}, confident one {q['one_rate']:.3f},"
+          f" junk {q['junk_rate']:.3f}; other labels {q['other_accuracy']:.3f} ({q['seconds']} s)")
+    return 0
+
+
 def cmd_evaluate(a: argparse.Namespace) -> int:
     from unlearn_gym.eval.evaluate import evaluate, load_eval_model, write_evaluation
     from unlearn_gym.pretrained import load_classifier
@@ -155,6 +169,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scale", type=int, default=2, help="integer upscaling of the PNG")
     p.add_argument("--out", default="samples.png")
     p.set_defaults(func=cmd_sample)
+
+    p = sub.add_parser("ship", help="measure a pretrained DDPM + classifier and install them as package assets")
+    p.add_argument("--preset", required=True)
+    p.add_argument("--ddpm", help="pretraining checkpoint (default runs/ddpm-<preset>.pt)")
+    p.add_argument("--classifier", help="classifier checkpoint (default runs/classifier-<preset>.pt)")
+    p.add_argument("--per-label", type=int, default=100, help="samples per label for the quality figures")
+    p.add_argument("--steps", type=int, default=50)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_ship)
 
     p = sub.add_parser("evaluate", help="FID/KID/IS/SSIM and trouser rates of a DDPM; metrics.json, .md, grid")
     p.add_argument("checkpoint", help="'pretrained' or a ddpm/unlearned checkpoint path")

@@ -78,3 +78,49 @@ def load_classifier(preset: str = "tiny", path: str | os.PathLike | None = None)
 def asset_info(kind: str, preset: str) -> dict[str, Any]:
     """The sidecar of a shipped asset (command that made it, measured quality)."""
     return read_sidecar(_shipped(kind, preset))
+
+
+def ship_assets(
+    preset: str,
+    ddpm_checkpoint: str | os.PathLike,
+    classifier_checkpoint: str | os.PathLike,
+    *,
+    n_per_label: int = 100,
+    steps: int = 50,
+    seed: int = 0,
+    dest: str | os.PathLike = ASSET_DIR,
+    command: str | None = None,
+) -> dict[str, Any]:
+    """Measure a trained DDPM with a trained classifier and install both as the preset's assets.
+
+    The DDPM's EMA weights are exported; both sidecars record the commands that made them and
+    the measured quality (classifier held-out accuracy; sample quality from
+    :func:`unlearn_gym.eval.quality.model_quality`).
+
+    :param preset: preset of both checkpoints.
+    :param ddpm_checkpoint: checkpoint written by ``unlearn-gym pretrain``.
+    :param classifier_checkpoint: checkpoint written by ``unlearn-gym train-classifier``.
+    :param n_per_label: samples per label for the quality figures.
+    :param steps: DDIM steps.
+    :param seed: noise seed.
+    :param dest: asset directory (default: the package's).
+    :param command: the command line recorded in the sidecars.
+    :returns: the measured quality.
+    """
+    from unlearn_gym.checkpoints import save_checkpoint
+    from unlearn_gym.diffusion.train import export_ema
+    from unlearn_gym.eval.quality import model_quality
+
+    dest = Path(dest)
+    classifier = load_classifier_file(classifier_checkpoint, preset)
+    model = load_ddpm_file(ddpm_checkpoint, preset)
+    quality = model_quality(model, classifier, n_per_label=n_per_label, steps=steps, seed=seed)
+    cmeta = read_sidecar(classifier_checkpoint)
+    cmeta.pop("versions", None)
+    cmeta["ship_command"] = command
+    save_checkpoint(dest / f"classifier-{preset}.pt", "classifier", preset,
+                    {"model": classifier.state_dict()}, cmeta)
+    export_ema(ddpm_checkpoint, dest / f"ddpm-{preset}.pt",
+               {"quality": quality, "ship_command": command,
+                "classifier_metrics": cmeta.get("metrics")})
+    return quality

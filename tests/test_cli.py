@@ -1,0 +1,36 @@
+"""The `unlearn-gym` command line (micro preset, seconds)."""
+
+from __future__ import annotations
+
+import pytest
+
+from unlearn_gym.checkpoints import read_sidecar
+from unlearn_gym.cli import main
+
+
+def test_info(capsys):
+    assert main(["info", "--preset", "micro"]) == 0
+    out = capsys.readouterr().out
+    assert "fashion" in out and "trousers labelled 1" in out and "preset micro" in out
+
+
+def test_sample_writes_png(tmp_path):
+    out = tmp_path / "s.png"
+    assert main(["sample", "--preset", "micro", "--per-label", "2", "--steps", "3", "--out", str(out)]) == 0
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_pretrain_and_classifier_commands(tmp_path):
+    ck = tmp_path / "d.pt"
+    assert main(["pretrain", "--preset", "micro", "--steps", "3", "--out", str(ck)]) == 0
+    assert read_sidecar(ck)["step"] == 3
+    assert main(["sample", "--checkpoint", str(ck), "--per-label", "1", "--steps", "2",
+                 "--out", str(tmp_path / "x.png")]) == 0
+    cl = tmp_path / "c.pt"
+    assert main(["train-classifier", "--preset", "micro", "--epochs", "1", "--out", str(cl)]) == 0
+    assert 0 <= read_sidecar(cl)["metrics"]["test_accuracy"] <= 1
+
+
+def test_unknown_command_exits():
+    with pytest.raises(SystemExit):
+        main(["frobnicate"])
