@@ -35,7 +35,7 @@ def test_shipped_assets_load_and_record_provenance(preset):
 
 
 def test_unshipped_and_unknown_presets_give_clear_errors():
-    with pytest.raises(CheckpointError, match="no shipped ddpm for preset 'mnist28'.*unlearn-gym pretrain"):
+    with pytest.raises(CheckpointError, match=r"no shipped ddpm for preset .mnist28.*unlearn-gym pretrain"):
         unlearn_gym.load_pretrained("mnist28")
     with pytest.raises(ValueError, match="unknown preset"):
         unlearn_gym.load_classifier("huge")

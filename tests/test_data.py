@@ -15,10 +15,10 @@ from unlearn_gym.data import (
     build_contaminated_mnist,
     find_source,
     read_idx,
+    sources,
     task_split,
     write_idx,
 )
-from unlearn_gym.data import sources
 
 
 @pytest.mark.parametrize("suffix", ["", ".gz"])
