@@ -166,6 +166,7 @@ def test_evaluate_pretrained_micro_is_complete(report):
         assert s[key] is not None, key
     assert s["n_forget_samples"] == 48 and s["n_retain_samples"] == 12 * 9
     assert c["steps"] == 10 and c["seed"] == 3 and c["n_samples"] == 48 + 12 * 9
+    assert c["reference_is_model"] and c["n_sampled"] == c["n_samples"]  # samples reused, not redrawn
     assert c["n_real_trousers"] == 1000 and c["n_real_per_label"] > 0
     # the model against itself: SSIM 1 on every pair, and the reference column equals the model's
     assert s["retain_ssim"] == pytest.approx(1.0, abs=1e-5)
@@ -203,6 +204,7 @@ def test_evaluate_is_reproducible_and_pairs_with_a_separate_reference(report, pr
     other = evaluate(pretrained, copy.deepcopy(pretrained), "micro", classifier=classifier, data=data,
                      keep_samples=False, **EVAL_KW)
     assert other.samples is None
+    assert not other.config["reference_is_model"] and other.config["n_sampled"] == 2 * other.config["n_samples"]
     assert other.summary["retain_ssim"] == pytest.approx(1.0, abs=1e-4)
     for key in ("trouser_rate", "one_rate", "junk_rate", "forget_fid", "forget_kid", "retain_fid", "retain_is"):
         assert other.summary[key] == pytest.approx(report.summary[key], rel=1e-4), key

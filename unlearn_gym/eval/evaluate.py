@@ -296,6 +296,7 @@ def evaluate(
         "is_splits": is_splits, "is_seed": seed, "ssim": "torchmetrics SSIM, gaussian sigma 1.5, data range [-1, 1]",
         "n_real_per_label": n_real, "n_real_trousers": len(trousers), "retain_labels": list(RETAIN_LABELS),
         "feature_dim": int(classifier.feature_dim), "batch_size": batch_size,
+        "reference_is_model": same, "n_sampled": n_draw,
     }
     summary, rates = _headline(classifier, x, labels, real, trousers, cfg)
     ref_summary, ref_rates = None, None

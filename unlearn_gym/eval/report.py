@@ -158,7 +158,9 @@ class EvalReport:
         lines = [
             f"# Evaluation of `{self.model}` ({self.preset})",
             "",
-            f"Reference: `{self.reference}`" if self.reference else "Reference: none (no paired SSIM)",
+            (f"Reference: `{self.reference}`" if self.reference else "Reference: none (no paired SSIM)")
+            + (" (the model itself: its samples are reused, SSIM is 1 by construction)"
+               if c.get("reference_is_model") else ""),
             "",
             f"Samples: {c.get('forget_samples')} for label 1, {c.get('samples_per_label')} per retain label"
             f" ({c.get('n_samples')} per model); DDIM {c.get('steps')} steps (eta 0), noise seed {c.get('seed')};"
