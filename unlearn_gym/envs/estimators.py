@@ -1,0 +1,106 @@
+"""State and reward estimators of the unlearning env: exact state, initial state, probe batch."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from unlearn_gym.diffusion.schedule import NoiseSchedule
+from unlearn_gym.objectives import PairSampler, SISSBatch, gradient_norms, siss_no_is_terms, siss_terms
+
+#: Seed of the generator that draws the fixed probe batch and the θ_0 state (a constant, so these
+#: quantities are the same for every episode seed).
+PROBE_SEED = 20240917
+
+
+def _params(model: nn.Module) -> list[torch.Tensor]:
+    return [p for p in model.parameters() if p.requires_grad]
+
+
+def exact_state(
+    model: nn.Module, schedule: NoiseSchedule, sampler: PairSampler, generator: torch.Generator
+) -> tuple[float, float, float, float]:
+    """Plain ``(L_r, L_f, ||∇L_r||, ||∇L_f||)`` on a fresh batch (x from X\\A, a from A, shared ε, t).
+
+    One forward pass of ``2B`` and two backward passes; ``.grad`` is not touched.
+
+    :param model: the DDPM at θ_{t+1}.
+    :param schedule: its noise schedule.
+    :param sampler: the env's sampler (batch size ``B``).
+    :param generator: the env's random source.
+    """
+    x, y = sampler.sample_retain(generator)
+    a, y_a = sampler.sample_forget(generator)
+    terms = siss_no_is_terms(model, schedule, SISSBatch(x, y, a, y_a, 1.0, 1.0), generator=generator)
+    nx, na = gradient_norms(terms, _params(model))
+    vals = torch.stack([terms.stats["L_x"], terms.stats["L_a"]]).tolist()
+    return vals[0], vals[1], nx, na
+
+
+def initial_state(
+    model: nn.Module, schedule: NoiseSchedule, sampler: PairSampler, state: str, s: float = 0.0
+) -> tuple[float, float, float, float]:
+    """The state features at θ_0 on a fixed batch (computed once; resets reuse it).
+
+    :param model: the DDPM at θ_0.
+    :param schedule: its noise schedule.
+    :param sampler: the env's sampler.
+    :param state: ``"update"`` (importance-weighted terms at λ = 0.5) or ``"exact"``.
+    :param s: forget scale of the loss value.
+    """
+    gen = torch.Generator().manual_seed(PROBE_SEED + 1)
+    if state == "exact":
+        return exact_state(model, schedule, sampler, gen)
+    terms = siss_terms(model, schedule, sampler.sample(gen), 0.5, s=s, generator=gen)
+    nx, na = gradient_norms(terms, _params(model))
+    r, f = torch.stack([terms.retain.detach(), terms.forget.detach()]).tolist()
+    return r / terms.retain_norm, f / terms.forget_norm, nx / terms.retain_norm, na / terms.forget_norm
+
+
+class Probe:
+    """A fixed probe batch with fixed noise, timesteps and mixture uniforms (common random numbers).
+
+    :param sampler: where the probe pairs come from (drawn once, with a constant seed).
+    :param schedule: the noise schedule.
+    :param size: number of probe pairs.
+    :param resolution: image side.
+    """
+
+    def __init__(self, sampler: PairSampler, schedule: NoiseSchedule, size: int, resolution: int):
+        gen = torch.Generator().manual_seed(PROBE_SEED)
+        self.schedule = schedule
+        self.batch = sampler.sample(gen, size)
+        shape = (size, 1, resolution, resolution)
+        self.noise = torch.randn(shape, generator=gen)
+        self.t = schedule.sample_timesteps(size, gen)
+        self.u = torch.rand(size, generator=gen)
+        self.other_noise = torch.randn(shape, generator=gen)
+        self.other_t = schedule.sample_timesteps(size, gen)
+
+    @torch.no_grad()
+    def terms(self, model: nn.Module, lam: float, s: float = 0.0):
+        """The objective's terms on the probe batch (no graph).
+
+        :param model: the DDPM.
+        :param lam: λ.
+        :param s: forget scale of the loss value.
+        """
+        return siss_terms(model, self.schedule, self.batch, lam, s=s, noise=self.noise, t=self.t, u=self.u,
+                          other_noise=self.other_noise, other_t=self.other_t)
+
+    def loss(self, model: nn.Module, lam: float, s: float = 0.0) -> float:
+        """``L_SISS(θ; λ)`` on the probe batch.
+
+        :param model: the DDPM.
+        :param lam: λ.
+        :param s: forget scale of the loss value.
+        """
+        return float(self.terms(model, lam, s).loss)
+
+    def retain_loss(self, model: nn.Module) -> float:
+        """Retain-loss estimate ``L_r`` at λ = 0.5 on the probe batch (the divergence reference).
+
+        :param model: the DDPM.
+        """
+        terms = self.terms(model, 0.5)
+        return float(terms.retain) / terms.retain_norm

@@ -1,0 +1,352 @@
+"""``SISSUnlearnEnv``: choosing the SISS mixture weight λ, one gradient update per step."""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import Any, ClassVar
+
+import gymnasium as gym
+import numpy as np
+import torch
+from gymnasium import spaces
+
+from unlearn_gym.checkpoints import load_checkpoint, save_checkpoint
+from unlearn_gym.data import build_contaminated_mnist, task_split
+from unlearn_gym.diffusion.samplers import sample
+from unlearn_gym.diffusion.schedule import NoiseSchedule
+from unlearn_gym.envs.encoding import decode_action, encode_observation, observation_bounds
+from unlearn_gym.envs.estimators import Probe, exact_state, initial_state
+from unlearn_gym.imaging import image_grid
+from unlearn_gym.objectives import PairSampler, apply_update, check_rule, siss_terms
+from unlearn_gym.presets import get_preset
+from unlearn_gym.pretrained import load_pretrained
+
+MODES = ("episodic", "online")
+STATES = ("update", "exact")
+REWARDS = ("siss", "probe")
+ACTIONS = ("lambda", "lambda+scale")
+# constructor arguments that must agree for `load` to accept a saved online run
+_RUN_KEYS = ("preset", "task", "horizon", "lr", "rule", "scale", "batch_size", "lambda_min", "lambda_max",
+             "action", "scale_range", "state", "reward", "beta", "s", "pairing", "x_from", "max_grad_norm",
+             "weight_decay", "probe_size", "data_ratio", "data_seed", "max_train_digits")
+
+
+class SISSUnlearnEnv(gym.Env[np.ndarray, np.ndarray]):
+    """
+    ## Description
+
+    Machine unlearning of a class-conditional DDPM with SISS (Alberti et al. 2025) as a Markov
+    decision process (the seed paper, §5.3). The model was pretrained on MNIST digits whose class
+    "1" is contaminated with Fashion-MNIST trousers; the task is to forget those trousers (or a whole
+    digit) while keeping everything else. One step is one AdamW update of the DDPM on one
+    mini-batch of the SISS objective; the agent chooses the mixture weight λ of that update.
+
+    ## Action Space
+
+    `Box(-1, 1, (1,), float32)`, mapped affinely to λ ∈ [λ_min, λ_max] (default [0.05, 0.95]):
+    `λ = λ_min + (a + 1)/2 (λ_max - λ_min)`; action 0 is λ = 0.5. Values outside [-1, 1] (±inf
+    included) are clipped; a NaN action raises `ValueError`.
+    With `action="lambda+scale"` (an extension beyond the paper) the action is
+    `Box(-1, 1, (2,), float32)`; the second component sets the constant of the update rule (ρ for
+    `ratio`, c for `rescale`/`clip`, s for `scale`) log-uniformly on `scale_range` (default
+    [scale/10, 10·scale], so 0 is the preset's constant). On small models the forget strength, not
+    λ, decides the forget/retain trade-off (METHOD.md §6).
+
+    ## Observation Space
+
+    `Box(low, high, (6,), float32)`:
+
+    | index | observation | range |
+    |---|---|---|
+    | 0 | log10 L_r, retain-loss estimate | [-10, 10] |
+    | 1 | log10 L_f, forget-loss estimate | [-10, 10] |
+    | 2 | log10 ‖g_r‖, retain gradient norm | [-10, 10] |
+    | 3 | log10 ‖g_f‖, forget gradient norm | [-10, 10] |
+    | 4 | λ_prev, the previous λ (0.5 after a reset) | [0, 1] |
+    | 5 | t/T, progress through the episode | [0, 1] |
+
+    Logs are clipped to the range; non-finite values (divergence only) map to its ends, so an
+    observation is never NaN. `state="update"` (default) takes L_r, L_f and the norms from the
+    importance-weighted terms of the update just made (they describe θ_t, the parameters before
+    the step): zero extra cost. `state="exact"` recomputes the plain retain and forget losses and
+    their gradient norms at θ_{t+1} on a fresh batch, as the paper does: one extra forward pass of
+    2B and two backward passes per step (about twice the cost of a step, see
+    `benchmarks/env_speed.py`). The first observation after a restore is precomputed at θ_0.
+
+    ## Rewards
+
+    `r_t = -L_SISS - β (λ_t - λ_{t-1})²` with β = 0.1 by default, where
+    `L_SISS = n/(n-k) w_x L_x - (1+s) k/(n-k) w_a L_a` is the paper's loss value (with
+    `x_from="retain"` the first coefficient is 1) and s = `s` (default 0, fixed, independent of the
+    action). `reward="siss"` (paper) uses the L_SISS of the update's own mini-batch at θ_t (free,
+    noisy). `reward="probe"` evaluates L_SISS(θ_{t+1}; λ_t) on a fixed held-out probe batch with fixed
+    noise, timesteps and mixture draws (common random numbers), so consecutive rewards differ by
+    the effect of the update, not by sampling noise; it costs one forward pass of `probe_size`.
+    The loss term is clipped to ±`reward_clip` (10; a non-finite loss counts as +10).
+    `info["reward_terms"]` holds `loss` and `smoothness`, which sum to the reward.
+
+    ## Starting State
+
+    θ_0 is the shipped pretrained EMA model of the preset (or `checkpoint`), a fresh AdamW state and
+    λ_prev = 0.5. Episodic resets restore them from memory (no disk reads).
+
+    ## Episode End
+
+    * Truncation: after `horizon` steps (default: the preset's; 100 for `tiny`, 50 for `micro`).
+    * Termination: `info["diverged"] = True` when a loss or gradient norm is non-finite, or the
+      retain-loss estimate exceeds `divergence_factor` (10) times the retain loss of θ_0 on the
+      probe batch. The next reset restores θ_0 in either mode.
+
+    `mode="episodic"` (default): every reset restores θ_0, the optimizer state and λ_prev.
+    `mode="online"`: one long unlearning run. A reset restores nothing: it only restarts the step
+    counter t (the run still truncates every T steps, so evaluation and GAE work) while θ, the
+    optimizer, λ_prev and `global_step` persist. The first reset, a reset after a divergence and a
+    reset with an explicit `seed` start a new run from θ_0. `env.unwrapped.save(path)` / `load(path)`
+    checkpoint a running online env; the resumed run continues exactly as an uninterrupted one.
+
+    ## Arguments
+
+    ```python
+    import gymnasium as gym
+    env = gym.make("unlearn_gym:SISSUnlearnMicro-v0", reward="probe", render_mode="rgb_array")
+    ```
+
+    * `preset`: `"tiny"` (16x16) or `"micro"` (8x8); fixes model, data and default lr/rule/scale/T.
+    * `mode`: `"episodic"` or `"online"`.
+    * `task`: `"trousers"` (forget the trousers labelled 1) or `"erase-<digit>"` (forget every
+      training image of that digit, the class-erasure setting of SFD).
+    * `horizon`, `lr`, `rule`, `scale`, `batch_size`: default to the preset's `horizon`,
+      `unlearn_lr`, `unlearn_rule`, `unlearn_scale`, `unlearn_batch`. Rules: `rescale`, `ratio`,
+      `scale`, `clip` (see `unlearn_gym.objectives.update`).
+    * `lambda_min`, `lambda_max`: the λ range, a strict sub-interval of (0, 1).
+    * `action`: `"lambda"` or `"lambda+scale"`; `scale_range`: `(lo, hi)` of the second component.
+    * `state`: `"update"` or `"exact"`; `reward`: `"siss"` or `"probe"`; `beta`: smoothness weight;
+      `s`: forget scale of the reward's loss value.
+    * `pairing`: `"drawn"` (default: condition the shared forward pass on the drawn component's
+      label; works for every task, one forward pass of B) or `"same-label"` (pair each forget
+      sample with a retain sample of its label: exact importance sampling, forward pass of 2B, not
+      available for `erase-<digit>` with digit != 1). `x_from`: `"retain"` or `"full"` (see
+      `PairSampler`).
+    * `max_grad_norm` (1.0), `weight_decay` (0.0), `divergence_factor`, `reward_clip`,
+      `probe_size` (default B), `checkpoint` (DDPM weights instead of the shipped ones),
+      `data_ratio`, `data_seed`, `max_train_digits` (dataset build), `render_mode`
+      (`"rgb_array"`), `render_cols`, `render_steps`.
+
+    ## Version History
+
+    * v0: initial version.
+    """
+
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"], "render_fps": 4}
+
+    def __init__(
+        self,
+        preset: str = "tiny",
+        mode: str = "episodic",
+        task: str = "trousers",
+        horizon: int | None = None,
+        lr: float | None = None,
+        rule: str | None = None,
+        scale: float | None = None,
+        batch_size: int | None = None,
+        lambda_min: float = 0.05,
+        lambda_max: float = 0.95,
+        action: str = "lambda",
+        scale_range: tuple[float, float] | None = None,
+        state: str = "update",
+        reward: str = "siss",
+        beta: float = 0.1,
+        s: float = 0.0,
+        pairing: str = "drawn",
+        x_from: str = "retain",
+        max_grad_norm: float = 1.0,
+        weight_decay: float = 0.0,
+        divergence_factor: float = 10.0,
+        reward_clip: float = 10.0,
+        probe_size: int | None = None,
+        checkpoint: str | None = None,
+        data_ratio: float = 0.1,
+        data_seed: int = 0,
+        max_train_digits: int | None = None,
+        render_mode: str | None = None,
+        render_cols: int = 8,
+        render_steps: int = 10,
+    ):
+        p = get_preset(preset)
+        for name, val, allowed in (("mode", mode, MODES), ("state", state, STATES),
+                                   ("reward", reward, REWARDS), ("action", action, ACTIONS)):
+            if val not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}, got {val!r}")
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
+        if not 0.0 < lambda_min < lambda_max < 1.0:
+            raise ValueError(f"need 0 < lambda_min < lambda_max < 1, got {lambda_min}, {lambda_max}")
+        rule = p.unlearn_rule if rule is None else rule
+        scale = float(p.unlearn_scale if scale is None else scale)
+        check_rule(rule, scale)
+        if rule == "erasediff":
+            raise ValueError("the erasediff rule belongs to EraseDiff terms, not to SISS")
+        if action == "lambda+scale":
+            scale_range = (scale / 10.0, scale * 10.0) if scale_range is None else scale_range
+            if not 0.0 < float(scale_range[0]) <= float(scale_range[1]) < math.inf:
+                raise ValueError(f"scale_range must satisfy 0 < lo <= hi < inf, got {scale_range}")
+            scale_range = (float(scale_range[0]), float(scale_range[1]))
+        self.config: dict[str, Any] = dict(
+            preset=p.name, mode=mode, task=task, horizon=int(horizon or p.horizon),
+            lr=float(p.unlearn_lr if lr is None else lr), rule=rule, scale=scale,
+            batch_size=int(batch_size or p.unlearn_batch), lambda_min=float(lambda_min),
+            lambda_max=float(lambda_max), action=action, scale_range=scale_range, state=state,
+            reward=reward, beta=float(beta), s=float(s), pairing=pairing, x_from=x_from,
+            max_grad_norm=float(max_grad_norm), weight_decay=float(weight_decay),
+            divergence_factor=float(divergence_factor), reward_clip=float(reward_clip),
+            probe_size=int(probe_size or batch_size or p.unlearn_batch), checkpoint=checkpoint,
+            data_ratio=float(data_ratio), data_seed=int(data_seed), max_train_digits=max_train_digits,
+        )
+        c = self.config
+        self.horizon = c["horizon"]
+        self.render_mode = render_mode
+        self.render_cols, self.render_steps = int(render_cols), int(render_steps)
+        self.action_space = spaces.Box(-1.0, 1.0, (2 if action == "lambda+scale" else 1,), np.float32)
+        low, high = observation_bounds()
+        self.observation_space = spaces.Box(low, high, dtype=np.float32)
+
+        data = build_contaminated_mnist(p.name, ratio=c["data_ratio"], seed=c["data_seed"],
+                                        max_train_digits=max_train_digits)
+        self.sampler = PairSampler(*task_split(data, task), batch_size=c["batch_size"],
+                                   pairing=pairing, x_from=x_from)
+        self.schedule = NoiseSchedule()
+        self.model = load_pretrained(p.name, checkpoint).train()
+        self._theta0 = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=c["lr"], weight_decay=c["weight_decay"])
+        # fixed, seed-independent quantities at θ_0 (constants, not episode randomness)
+        self.probe = Probe(self.sampler, self.schedule, c["probe_size"], p.resolution)
+        self._ref_retain = self.probe.retain_loss(self.model)
+        self._obs0 = initial_state(self.model, self.schedule, self.sampler, state, c["s"])
+        self._render_noise = torch.randn(10 * self.render_cols, 1, p.resolution, p.resolution,
+                                         generator=torch.Generator().manual_seed(0))
+        self._gen = torch.Generator()
+        self._needs_restore, self._seeded = True, False
+        self._t, self.global_step, self._lam_prev = 0, 0, 0.5
+        self._last = self._obs0
+
+    # ----------------------------------------------------------------------------------------
+    def _restore(self) -> None:
+        with torch.no_grad():
+            for k, v in self.model.state_dict().items():
+                v.copy_(self._theta0[k])
+        self.optimizer.state.clear()
+        self._lam_prev, self._last, self._needs_restore = 0.5, self._obs0, False
+
+    def _obs(self) -> np.ndarray:
+        l_r, l_f, g_r, g_f = self._last
+        return encode_observation(l_r, l_f, g_r, g_f, self._lam_prev, self._t / self.horizon)
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        super().reset(seed=seed)
+        restart = seed is not None or not self._seeded
+        if restart:
+            self._gen.manual_seed(int(self.np_random.integers(0, 2**63 - 1)))
+            self._seeded, self.global_step = True, 0
+        restored = restart or self._needs_restore or self.config["mode"] == "episodic"
+        if restored:
+            self._restore()
+        self._t = 0
+        info = {"step": 0, "global_step": self.global_step, "lambda": self._lam_prev,
+                "diverged": False, "restored": restored}
+        return self._obs(), info
+
+    def step(self, action):
+        if not self._seeded:
+            raise RuntimeError("call reset() before step()")
+        c = self.config
+        lam, step_scale = decode_action(action, self.action_space.shape[0],
+                                        (c["lambda_min"], c["lambda_max"]), c["scale_range"])
+        scale = c["scale"] if step_scale is None else step_scale
+        terms = siss_terms(self.model, self.schedule, self.sampler.sample(self._gen), lam,
+                           s=c["s"], generator=self._gen)
+        upd = apply_update(self.model, self.optimizer, terms, c["rule"], scale,
+                           max_grad_norm=c["max_grad_norm"])
+        self._t += 1
+        self.global_step += 1
+        info: dict[str, Any] = {"lambda": lam, "scale": scale, **upd.as_dict()}
+        loss = upd.loss
+        if c["reward"] == "probe":
+            loss = self.probe.loss(self.model, lam, c["s"])
+            info["probe_loss"] = loss
+        if c["state"] == "exact":
+            self._last = exact_state(self.model, self.schedule, self.sampler, self._gen)
+            info["exact_state"] = dict(zip(("L_r", "L_f", "grad_norm_r", "grad_norm_f"), self._last))
+        else:
+            self._last = (upd.L_r, upd.L_f, upd.grad_norm_r, upd.grad_norm_f)
+        watched = (upd.loss, upd.L_r, upd.L_f, upd.total_grad_norm, loss, *self._last)
+        diverged = not all(math.isfinite(v) for v in watched) or (
+            upd.L_r > c["divergence_factor"] * self._ref_retain
+        )
+        clip = c["reward_clip"]
+        loss_term = -min(clip, max(-clip, loss)) if math.isfinite(loss) else -clip
+        smooth = -c["beta"] * (lam - self._lam_prev) ** 2
+        reward = loss_term + smooth
+        self._lam_prev = lam
+        self._needs_restore = self._needs_restore or diverged
+        info.update(reward_terms={"loss": loss_term, "smoothness": smooth}, step=self._t,
+                    global_step=self.global_step, diverged=diverged)
+        truncated = self._t >= self.horizon and not diverged
+        return self._obs(), float(reward), diverged, truncated, info
+
+    # ----------------------------------------------------------------------------------------
+    def render(self) -> np.ndarray | None:
+        """A uint8 ``H x W x 3`` grid of DDIM samples of the current model, one row per label 0-9."""
+        if self.render_mode is None:
+            gym.logger.warn("render() called without a render_mode; pass render_mode='rgb_array'")
+            return None
+        labels = torch.arange(10).repeat_interleave(self.render_cols)
+        imgs = sample(self.model, self.schedule, labels, steps=self.render_steps, noise=self._render_noise)
+        return image_grid(imgs, nrow=self.render_cols, scale=max(1, 32 // imgs.shape[-1]))
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Checkpoint the running env (θ, optimizer, RNGs, counters) atomically.
+
+        :param path: destination ``.pt`` file (a ``.json`` sidecar is written beside it).
+        """
+        if not self._seeded:
+            raise RuntimeError("nothing to save: call reset() first")
+        payload = {
+            "config": {k: self.config[k] for k in _RUN_KEYS},
+            "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "torch_generator": self._gen.get_state(),
+            "np_random": repr(self.np_random.bit_generator.state),
+            "counters": {"t": self._t, "global_step": self.global_step, "lam_prev": self._lam_prev,
+                         "needs_restore": self._needs_restore, "last": list(self._last)},
+        }
+        save_checkpoint(path, "env-state", self.config["preset"], payload,
+                        {"env": "SISSUnlearnEnv", "config": self.config, "global_step": self.global_step})
+
+    def load(self, path: str | os.PathLike) -> None:
+        """Restore a checkpoint written by :meth:`save` into this (identically configured) env.
+
+        :param path: the ``.pt`` file.
+        :raises ValueError: when the saved run was made with different settings.
+        """
+        ck = load_checkpoint(path, "env-state", self.config["preset"])
+        mine = {k: self.config[k] for k in _RUN_KEYS}
+        saved = {k: ck["config"].get(k) for k in _RUN_KEYS}
+        if saved != mine:
+            diff = {k: (saved[k], mine[k]) for k in _RUN_KEYS if saved[k] != mine[k]}
+            raise ValueError(f"{path} was saved with other settings (saved, this env): {diff}")
+        self.model.load_state_dict(ck["model"])
+        self.optimizer.load_state_dict(ck["optimizer"])
+        self._gen.set_state(ck["torch_generator"])
+        if self._np_random is None:
+            self._np_random = np.random.default_rng()
+        self.np_random.bit_generator.state = _literal(ck["np_random"])
+        cnt = ck["counters"]
+        self._t, self.global_step, self._lam_prev = int(cnt["t"]), int(cnt["global_step"]), float(cnt["lam_prev"])
+        self._needs_restore, self._last = bool(cnt["needs_restore"]), tuple(float(v) for v in cnt["last"])
+        self._seeded = True
+
+
+def _literal(text: str) -> Any:
+    import ast
+
+    return ast.literal_eval(text)

@@ -1,0 +1,325 @@
+"""SISS and its reference baselines as differentiable loss terms (METHOD.md §1).
+
+Every function here is pure: it takes a model, a noise schedule, a batch and an explicit
+``torch.Generator`` (or pre-drawn noise) and returns a :class:`Terms` object holding the two
+differentiable terms the update rules combine (a retain term and a forget term) plus detached
+diagnostics. :func:`unlearn_gym.objectives.update.apply_update` turns them into one optimizer step.
+
+Conventions: per-sample losses are means over pixels of the squared ε error (the pretraining loss),
+so ``L`` values are O(0.01-1) at every resolution. The importance weights use the exact Gaussian
+log-densities (sums over pixels).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from unlearn_gym.diffusion.schedule import NoiseSchedule
+from unlearn_gym.objectives.batches import SISSBatch
+
+LambdaLike = float | torch.Tensor
+
+
+@dataclass
+class Terms:
+    """The output of one objective evaluation.
+
+    :param retain: differentiable weighted retain term (scalar), or ``None`` (NegGrad).
+    :param forget: differentiable weighted forget term (scalar), or ``None`` (naive deletion).
+    :param loss: differentiable paper loss value ``retain - (1 + s) forget`` (scalar).
+    :param retain_norm: divide ``retain`` (and its gradient) by this to get the base retain loss
+        estimate ``L_r`` (the coefficient sum, e.g. ``n/(n-k)``).
+    :param forget_norm: divide ``forget`` by this to get ``L_f`` (``k/(n-k)``).
+    :param forget_sign: ``-1``: the forget term is ascended (SISS, NegGrad); ``+1``: descended
+        (EraseDiff's noise target).
+    :param stats: detached 0-d tensors: ``L_x``, ``L_a`` (importance-weighted means), weight
+        statistics, ``frac_forget``, ...
+    """
+
+    retain: torch.Tensor | None
+    forget: torch.Tensor | None
+    loss: torch.Tensor
+    retain_norm: float = 1.0
+    forget_norm: float = 1.0
+    forget_sign: float = -1.0
+    stats: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+def _check_lambda(lam: LambdaLike) -> None:
+    if isinstance(lam, torch.Tensor):
+        return  # differentiable callers (adaptive λ) keep their own range
+    if not (math.isfinite(lam) and 0.0 < lam < 1.0):
+        raise ValueError(f"lambda must be a finite number in (0, 1), got {lam!r}")
+
+
+def importance_log_weights(
+    d_x: torch.Tensor, d_a: torch.Tensor, lam: LambdaLike
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Log importance weights ``(log w_x, log w_a)`` of the SISS mixture, in float64.
+
+    ``w_x = q(m|x) / q_λ(m|x,a) = 1 / ((1-λ) + λ exp(d_x - d_a))`` and
+    ``w_a = 1 / ((1-λ) exp(d_a - d_x) + λ)`` computed with ``logaddexp``, so they stay finite (in
+    ``[0, 1/(1-λ)]`` and ``[0, 1/λ]``) for any finite ``d_x - d_a``. Differentiable in ``λ``.
+
+    :param d_x: ``||m - γ x||² / (2 σ²)`` per sample.
+    :param d_a: ``||m - γ a||² / (2 σ²)`` per sample.
+    :param lam: mixture weight of the forget component, in (0, 1); a float or a tensor
+        broadcastable to ``d_x``.
+    """
+    _check_lambda(lam)
+    lam64 = lam.double() if isinstance(lam, torch.Tensor) else torch.tensor(float(lam), dtype=torch.float64)
+    diff = d_x.double() - d_a.double()
+    log_l, log_1l = torch.log(lam64), torch.log1p(-lam64)
+    log_wx = -torch.logaddexp(log_1l + torch.zeros_like(diff), log_l + diff)
+    log_wa = -torch.logaddexp(log_1l - diff, log_l + torch.zeros_like(diff))
+    return log_wx, log_wa
+
+
+def importance_weights(d_x: torch.Tensor, d_a: torch.Tensor, lam: LambdaLike) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(w_x, w_a)`` in float64; see :func:`importance_log_weights`.
+
+    :param d_x: ``||m - γ x||² / (2 σ²)`` per sample.
+    :param d_a: ``||m - γ a||² / (2 σ²)`` per sample.
+    :param lam: forget mixture weight in (0, 1).
+    """
+    log_wx, log_wa = importance_log_weights(d_x, d_a, lam)
+    return log_wx.exp(), log_wa.exp()
+
+
+def per_sample_mse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean over all but the first dimension of ``(pred - target)²``."""
+    return (pred - target).pow(2).flatten(1).mean(1)
+
+
+def _weight_stats(prefix: str, w: torch.Tensor) -> dict[str, torch.Tensor]:
+    s1, s2 = w.sum(), w.pow(2).sum()
+    ess = torch.where(s2 > 0, s1 * s1 / s2.clamp_min(1e-300), torch.zeros_like(s1)) / w.numel()
+    return {f"{prefix}_mean": w.mean(), f"{prefix}_max": w.max(), f"{prefix}_ess": ess}
+
+
+def _draw(
+    schedule: NoiseSchedule, shape: torch.Size, generator: torch.Generator | None,
+    noise: torch.Tensor | None, t: torch.Tensor | None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    if t is None:
+        t = schedule.sample_timesteps(shape[0], generator)
+    if noise is None:
+        noise = torch.randn(shape, generator=generator)
+    return noise, t
+
+
+def siss_terms(
+    model: nn.Module,
+    schedule: NoiseSchedule,
+    batch: SISSBatch,
+    lam: LambdaLike,
+    *,
+    s: float = 0.0,
+    generator: torch.Generator | None = None,
+    noise: torch.Tensor | None = None,
+    t: torch.Tensor | None = None,
+    u: torch.Tensor | None = None,
+    other_noise: torch.Tensor | None = None,
+    other_t: torch.Tensor | None = None,
+) -> Terms:
+    """SISS with importance sampling: one mixture sample per pair, one forward pass, two targets.
+
+    ``m_t = γ_t z + σ_t ε`` where ``z = a`` with probability λ (``u < λ``) and ``z = x`` otherwise;
+    ``ε`` and ``t`` are shared by both targets ``ε_x = ε + γ (z - x)/σ`` and ``ε_a = ε + γ (z - a)/σ``.
+    The forward pass is conditioned on the label of the drawn component (for ``same-label`` batches
+    both labels agree). Terms: ``retain = coef_x · mean(w_x L_x) [+ coef_other · mean(L_other)]``,
+    ``forget = coef_a · mean(w_a L_a)``, ``loss = retain - (1 + s) · forget``.
+
+    :param model: ε-prediction network ``model(x_t, t, y)``.
+    :param schedule: its noise schedule.
+    :param batch: paired batch (see :class:`~unlearn_gym.objectives.batches.PairSampler`).
+    :param lam: forget mixture weight λ in (0, 1) (float, or tensor for a differentiable λ).
+    :param s: forget scale of the loss value (``s >= 0``; 0 = unbiased naive-deletion estimate).
+    :param generator: random source for whatever of ``noise``, ``t``, ``u`` is not given.
+    :param noise: optional ε ``(B, C, H, W)`` (common random numbers).
+    :param t: optional timesteps ``(B,)``.
+    :param u: optional uniforms ``(B,)`` deciding the component (``u < λ``: forget).
+    :param other_noise: optional ε for the ``same-label`` other-label samples.
+    :param other_t: optional timesteps for them.
+    """
+    _check_lambda(lam)
+    if s < 0:
+        raise ValueError(f"s must be >= 0, got {s}")
+    x, a = batch.x, batch.a
+    noise, t = _draw(schedule, x.shape, generator, noise, t)
+    if u is None:
+        u = torch.rand(x.shape[0], generator=generator)
+    lam_b = lam.detach().float() if isinstance(lam, torch.Tensor) else torch.tensor(float(lam))
+    from_a = u < lam_b
+    g, sig = schedule.coefficients(t, x.ndim)
+    z = torch.where(from_a.view(-1, *([1] * (x.ndim - 1))), a, x)
+    m = g * z + sig * noise
+    y = torch.where(from_a, batch.y_a, batch.y_x)
+    ratio = g / sig
+    eps_x = noise + ratio * (z - x)
+    eps_a = noise + ratio * (z - a)
+    inputs, ts, ys = [m], [t], [y]
+    if batch.x_other is not None:
+        o_noise, o_t = _draw(schedule, batch.x_other.shape, generator, other_noise, other_t)
+        inputs.append(schedule.q_sample(batch.x_other, o_t, o_noise))
+        ts.append(o_t)
+        ys.append(batch.y_other)
+    pred = model(torch.cat(inputs), torch.cat(ts), torch.cat(ys))
+    pred_m = pred[: x.shape[0]]
+    l_x, l_a = per_sample_mse(pred_m, eps_x), per_sample_mse(pred_m, eps_a)
+    d_x = 0.5 * eps_x.double().pow(2).flatten(1).sum(1)
+    d_a = 0.5 * eps_a.double().pow(2).flatten(1).sum(1)
+    log_wx, log_wa = importance_log_weights(d_x, d_a, lam)
+    w_x, w_a = log_wx.exp().float(), log_wa.exp().float()
+    est_x, est_a = (w_x * l_x).mean(), (w_a * l_a).mean()
+    retain = batch.coef_x * est_x
+    stats = {"L_x": est_x.detach(), "L_a": est_a.detach(), "frac_forget": from_a.float().mean()}
+    if batch.x_other is not None:
+        l_o = per_sample_mse(pred[x.shape[0]:], o_noise).mean()
+        retain = retain + batch.coef_other * l_o
+        stats["L_other"] = l_o.detach()
+    forget = batch.coef_a * est_a
+    stats.update(_weight_stats("w_x", w_x.detach()))
+    stats.update(_weight_stats("w_a", w_a.detach()))
+    return Terms(
+        retain=retain, forget=forget, loss=retain - (1.0 + s) * forget,
+        retain_norm=batch.coef_x + batch.coef_other, forget_norm=batch.coef_a, forget_sign=-1.0,
+        stats=stats,
+    )
+
+
+def siss_no_is_terms(
+    model: nn.Module,
+    schedule: NoiseSchedule,
+    batch: SISSBatch,
+    *,
+    s: float = 0.0,
+    generator: torch.Generator | None = None,
+    noise: torch.Tensor | None = None,
+    t: torch.Tensor | None = None,
+) -> Terms:
+    """SISS (No IS): ``x_t`` and ``a_t`` with the same ε and t, each with its own label, no weights.
+
+    Costs one forward pass of ``2B`` (``3B`` with ``same-label`` batches).
+
+    :param model: ε-prediction network.
+    :param schedule: its noise schedule.
+    :param batch: paired batch.
+    :param s: forget scale of the loss value.
+    :param generator: random source.
+    :param noise: optional shared ε.
+    :param t: optional shared timesteps.
+    """
+    x, a = batch.x, batch.a
+    noise, t = _draw(schedule, x.shape, generator, noise, t)
+    b = x.shape[0]
+    inputs = [schedule.q_sample(x, t, noise), schedule.q_sample(a, t, noise)]
+    ts, ys, targets = [t, t], [batch.y_x, batch.y_a], [noise, noise]
+    if batch.x_other is not None:
+        o_noise, o_t = _draw(schedule, batch.x_other.shape, generator, None, None)
+        inputs.append(schedule.q_sample(batch.x_other, o_t, o_noise))
+        ts.append(o_t)
+        ys.append(batch.y_other)
+        targets.append(o_noise)
+    per = per_sample_mse(model(torch.cat(inputs), torch.cat(ts), torch.cat(ys)), torch.cat(targets))
+    l_x, l_a = per[:b].mean(), per[b : 2 * b].mean()
+    retain = batch.coef_x * l_x
+    stats = {"L_x": l_x.detach(), "L_a": l_a.detach()}
+    if batch.x_other is not None:
+        l_o = per[2 * b :].mean()
+        retain = retain + batch.coef_other * l_o
+        stats["L_other"] = l_o.detach()
+    forget = batch.coef_a * l_a
+    return Terms(
+        retain=retain, forget=forget, loss=retain - (1.0 + s) * forget,
+        retain_norm=batch.coef_x + batch.coef_other, forget_norm=batch.coef_a, stats=stats,
+    )
+
+
+def denoising_loss(
+    model: nn.Module,
+    schedule: NoiseSchedule,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    generator: torch.Generator | None = None,
+    noise: torch.Tensor | None = None,
+    t: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Plain DDPM loss ``mean ||ε_θ(x_t, t, y) - ε||²`` (differentiable scalar).
+
+    :param model: ε-prediction network.
+    :param schedule: its noise schedule.
+    :param images: clean images.
+    :param labels: their labels.
+    :param generator: random source.
+    :param noise: optional ε.
+    :param t: optional timesteps.
+    """
+    noise, t = _draw(schedule, images.shape, generator, noise, t)
+    return per_sample_mse(model(schedule.q_sample(images, t, noise), t, labels), noise).mean()
+
+
+def naive_deletion_terms(
+    model: nn.Module, schedule: NoiseSchedule, x: torch.Tensor, y: torch.Tensor,
+    *, generator: torch.Generator | None = None,
+) -> Terms:
+    """Naive deletion: fine-tune on X\\A only (no forget term).
+
+    :param model: ε-prediction network.
+    :param schedule: its noise schedule.
+    :param x: retain images.
+    :param y: their labels.
+    :param generator: random source.
+    """
+    loss = denoising_loss(model, schedule, x, y, generator=generator)
+    return Terms(retain=loss, forget=None, loss=loss, stats={"L_x": loss.detach()})
+
+
+def neggrad_terms(
+    model: nn.Module, schedule: NoiseSchedule, a: torch.Tensor, y_a: torch.Tensor,
+    *, s: float = 0.0, generator: torch.Generator | None = None,
+) -> Terms:
+    """NegGrad: ascend the denoising loss of the forget data only (``loss = -(1+s) L_a``).
+
+    :param model: ε-prediction network.
+    :param schedule: its noise schedule.
+    :param a: forget images.
+    :param y_a: their labels.
+    :param s: forget scale of the loss value.
+    :param generator: random source.
+    """
+    l_a = denoising_loss(model, schedule, a, y_a, generator=generator)
+    return Terms(retain=None, forget=l_a, loss=-(1.0 + s) * l_a, stats={"L_a": l_a.detach()})
+
+
+def erasediff_terms(
+    model: nn.Module, schedule: NoiseSchedule, x: torch.Tensor, y_x: torch.Tensor,
+    a: torch.Tensor, y_a: torch.Tensor, *, generator: torch.Generator | None = None,
+) -> Terms:
+    """EraseDiff: retain denoising loss plus a forget loss whose target is U[0, 1) noise.
+
+    The forget term is *descended* (``forget_sign = +1``); combine with the ``erasediff`` rule,
+    ``g = g_x + max(η - <g_x, g_a>/||g_a||², 0) g_a``. One forward pass of ``2B``.
+
+    :param model: ε-prediction network.
+    :param schedule: its noise schedule.
+    :param x: retain images.
+    :param y_x: their labels.
+    :param a: forget images.
+    :param y_a: their labels.
+    :param generator: random source (noise, timesteps and the uniform targets).
+    """
+    b = x.shape[0]
+    imgs = torch.cat([x, a])
+    noise, t = _draw(schedule, imgs.shape, generator, None, None)
+    target_a = torch.rand(a.shape, generator=generator)
+    pred = model(schedule.q_sample(imgs, t, noise), t, torch.cat([y_x, y_a]))
+    l_x = per_sample_mse(pred[:b], noise[:b]).mean()
+    l_u = per_sample_mse(pred[b:], target_a).mean()
+    return Terms(retain=l_x, forget=l_u, loss=l_x + l_u, forget_sign=1.0,
+                 stats={"L_x": l_x.detach(), "L_a": l_u.detach()})

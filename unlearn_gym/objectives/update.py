@@ -1,0 +1,244 @@
+"""Update rules: how the retain and forget gradients of a :class:`Terms` become one optimizer step.
+
+``apply_update`` back-propagates the two terms separately (two backward passes through one shared
+forward graph), combines the gradients by a rule, clips the total norm and steps the optimizer.
+It returns every number a caller might log (:class:`UpdateResult`), so nobody recomputes.
+
+Rules (``g_x``, ``g_a``: gradients of the retain and forget terms; ``d = forget_sign · g_a``):
+
+=============  ==========================================================  ===================
+rule           combined gradient                                           its constant
+=============  ==========================================================  ===================
+``rescale``    ``g_x + (c / ||g_a||) d`` (SISS reference code)              c (MNIST: 5)
+``ratio``      ``g_x + (ρ ||g_x|| / ||g_a||) d`` (transfers across sizes)   ρ (about 0.1)
+``scale``      ``g_x + (1 + s) d``                                          s >= 0
+``clip``       ``g_x + min(1, c / ||g_a||) d``                              c
+``erasediff``  ``g_x + max(η - <g_x, d>/||d||², 0) d``                      η
+=============  ==========================================================  ===================
+
+then the total gradient norm is clipped to ``max_grad_norm`` (1.0 in the reference code).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+
+import torch
+from torch import nn
+
+from unlearn_gym.diffusion.schedule import NoiseSchedule
+from unlearn_gym.objectives.batches import SISSBatch
+from unlearn_gym.objectives.siss import Terms
+
+RULES = ("rescale", "ratio", "scale", "clip", "erasediff")
+_EPS = 1e-12
+
+
+def check_rule(rule: str, scale: float) -> None:
+    """Raise ``ValueError`` for an unknown rule or a negative / non-finite constant.
+
+    :param rule: one of :data:`RULES`.
+    :param scale: its constant.
+    """
+    if rule not in RULES:
+        raise ValueError(f"rule must be one of {RULES}, got {rule!r}")
+    if not (math.isfinite(scale) and scale >= 0):
+        raise ValueError(f"the {rule!r} constant must be finite and >= 0, got {scale!r}")
+
+
+def forget_coefficient(rule: str, scale: float, norm_x: float, norm_a: float, dot: float = 0.0) -> float:
+    """The factor applied to the signed forget gradient ``d`` by ``rule``.
+
+    :param rule: one of :data:`RULES`.
+    :param scale: the rule's constant (c, ρ, s or η).
+    :param norm_x: ``||g_x||``.
+    :param norm_a: ``||g_a||``.
+    :param dot: ``<g_x, d>`` (``erasediff`` only).
+    """
+    if norm_a <= _EPS:
+        return 0.0
+    if rule == "rescale":
+        return scale / norm_a
+    if rule == "ratio":
+        return scale * norm_x / norm_a
+    if rule == "scale":
+        return 1.0 + scale
+    if rule == "clip":
+        return min(1.0, scale / norm_a)
+    if rule == "erasediff":
+        return max(scale - dot / (norm_a * norm_a), 0.0)
+    raise ValueError(f"rule must be one of {RULES}, got {rule!r}")
+
+
+@dataclass(frozen=True)
+class UpdateResult:
+    """Every component of one update (plain floats).
+
+    :param loss: paper loss value ``retain - (1+s) forget`` at θ_t.
+    :param retain_term: weighted retain term (``n/(n-k) · mean w_x L_x`` for SISS).
+    :param forget_term: weighted forget term (``k/(n-k) · mean w_a L_a``).
+    :param L_r: base retain-loss estimate ``retain_term / retain_norm``.
+    :param L_f: base forget-loss estimate ``forget_term / forget_norm``.
+    :param grad_norm_x: ``||g_x||``, gradient norm of the retain term.
+    :param grad_norm_a: ``||g_a||``, gradient norm of the forget term.
+    :param grad_norm_r: ``||g_x|| / retain_norm`` (gradient norm of ``L_r``).
+    :param grad_norm_f: ``||g_a|| / forget_norm`` (gradient norm of ``L_f``).
+    :param forget_coef: factor applied to the signed forget gradient.
+    :param forget_step_norm: norm of the forget part of the update, ``forget_coef · ||g_a||``.
+    :param total_grad_norm: norm of the combined gradient before clipping.
+    :param clip_factor: factor of the total-norm clip (1.0 = not clipped).
+    :param stats: the objective's diagnostics (``L_x``, ``L_a``, weight statistics, ...).
+    """
+
+    loss: float
+    retain_term: float
+    forget_term: float
+    L_r: float
+    L_f: float
+    grad_norm_x: float
+    grad_norm_a: float
+    grad_norm_r: float
+    grad_norm_f: float
+    forget_coef: float
+    forget_step_norm: float
+    total_grad_norm: float
+    clip_factor: float
+    stats: dict[str, float] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, float]:
+        """Flat dictionary (``stats`` merged in)."""
+        d = asdict(self)
+        d.update(d.pop("stats"))
+        return d
+
+
+def _grads(term: torch.Tensor | None, params: Sequence[torch.Tensor], retain_graph: bool) -> list[torch.Tensor]:
+    if term is None:
+        return [torch.zeros_like(p) for p in params]
+    gs = torch.autograd.grad(term, params, retain_graph=retain_graph, allow_unused=True)
+    return [torch.zeros_like(p) if g is None else g for p, g in zip(params, gs)]
+
+
+def _norm(gs: Sequence[torch.Tensor]) -> torch.Tensor:
+    return torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in gs]))
+
+
+def compute_gradients(
+    terms: Terms, params: Sequence[torch.Tensor]
+) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """``(g_x, g_a)``: gradients of the retain and the forget term (two backward passes).
+
+    :param terms: output of an objective.
+    :param params: the parameters to differentiate.
+    """
+    g_x = _grads(terms.retain, params, retain_graph=terms.forget is not None)
+    g_a = _grads(terms.forget, params, retain_graph=False)
+    return g_x, g_a
+
+
+def gradient_norms(terms: Terms, params: Sequence[torch.Tensor]) -> tuple[float, float]:
+    """``(||g_x||, ||g_a||)`` of a :class:`Terms` without touching ``.grad`` or stepping.
+
+    :param terms: output of an objective.
+    :param params: the parameters to differentiate.
+    """
+    g_x, g_a = compute_gradients(terms, params)
+    nx, na = torch.stack([_norm(g_x), _norm(g_a)]).tolist()
+    return nx, na
+
+
+def apply_update(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer | None,
+    terms: Terms,
+    rule: str = "rescale",
+    scale: float = 5.0,
+    *,
+    max_grad_norm: float | None = 1.0,
+    params: Sequence[torch.Tensor] | None = None,
+) -> UpdateResult:
+    """Combine the retain and forget gradients by ``rule``, clip, and step ``optimizer``.
+
+    :param model: the model whose parameters are updated.
+    :param optimizer: its optimizer (``None``: compute everything, set ``.grad``, do not step).
+    :param terms: the objective's output at the current parameters.
+    :param rule: one of :data:`RULES`.
+    :param scale: the rule's constant (c, ρ, s or η).
+    :param max_grad_norm: total-norm clip after combining (``None``: no clip).
+    :param params: parameters to update (default: all of ``model`` that require grad).
+    """
+    check_rule(rule, scale)
+    params = list(params) if params is not None else [p for p in model.parameters() if p.requires_grad]
+    g_x, g_a = compute_gradients(terms, params)
+    sign = float(terms.forget_sign)
+    norm_x, norm_a = _norm(g_x), _norm(g_a)
+    dot = torch.zeros(())
+    if rule == "erasediff":
+        dot = sign * sum((gx * ga).sum() for gx, ga in zip(g_x, g_a))
+    nx, na, dt = torch.stack([norm_x, norm_a, dot.to(norm_x.dtype)]).tolist()
+    coef = forget_coefficient(rule, scale, nx, na, dt)
+    combined = torch._foreach_add(g_x, g_a, alpha=sign * coef)
+    total = _norm(combined).item()
+    clip = 1.0
+    if max_grad_norm is not None and total > max_grad_norm:
+        clip = max_grad_norm / (total + 1e-6)
+        torch._foreach_mul_(combined, clip)
+    for p, g in zip(params, combined):
+        p.grad = g
+    if optimizer is not None:
+        optimizer.step()
+    names = ["loss", "retain", "forget", *terms.stats]
+    vals = [terms.loss.detach()]
+    vals.append(terms.retain.detach() if terms.retain is not None else torch.zeros(()))
+    vals.append(terms.forget.detach() if terms.forget is not None else torch.zeros(()))
+    vals.extend(v.detach().float() for v in terms.stats.values())
+    flat = dict(zip(names, torch.stack([v.float().reshape(()) for v in vals]).tolist()))
+    retain_v, forget_v = flat.pop("retain"), flat.pop("forget")
+    return UpdateResult(
+        loss=flat.pop("loss"), retain_term=retain_v, forget_term=forget_v,
+        L_r=retain_v / terms.retain_norm, L_f=forget_v / terms.forget_norm,
+        grad_norm_x=nx, grad_norm_a=na, grad_norm_r=nx / terms.retain_norm,
+        grad_norm_f=na / terms.forget_norm, forget_coef=coef, forget_step_norm=coef * na,
+        total_grad_norm=total, clip_factor=clip, stats=flat,
+    )
+
+
+def siss_step(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer | None,
+    schedule: NoiseSchedule,
+    batch: SISSBatch,
+    lam: float | torch.Tensor,
+    *,
+    rule: str = "rescale",
+    scale: float = 5.0,
+    s: float = 0.0,
+    generator: torch.Generator | None = None,
+    max_grad_norm: float | None = 1.0,
+    importance_sampling: bool = True,
+) -> UpdateResult:
+    """One SISS update: :func:`~unlearn_gym.objectives.siss.siss_terms` then :func:`apply_update`.
+
+    Exactly one forward and two backward passes.
+
+    :param model: ε-prediction network (updated in place).
+    :param optimizer: its optimizer (``None``: do not step).
+    :param schedule: the noise schedule.
+    :param batch: paired batch.
+    :param lam: forget mixture weight λ in (0, 1).
+    :param rule: update rule (see :data:`RULES`).
+    :param scale: the rule's constant.
+    :param s: forget scale of the reported loss value (``rule="scale"`` uses ``scale`` here too).
+    :param generator: random source of noise, timesteps and the mixture draws.
+    :param max_grad_norm: total-norm clip.
+    :param importance_sampling: ``False``: SISS (No IS) (two forward passes' worth of batch).
+    """
+    from unlearn_gym.objectives.siss import siss_no_is_terms, siss_terms
+
+    if importance_sampling:
+        terms = siss_terms(model, schedule, batch, lam, s=s, generator=generator)
+    else:
+        terms = siss_no_is_terms(model, schedule, batch, s=s, generator=generator)
+    return apply_update(model, optimizer, terms, rule, scale, max_grad_norm=max_grad_norm)
