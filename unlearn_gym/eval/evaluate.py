@@ -77,6 +77,7 @@ def draw_samples(
     steps: int,
     batch_size: int = 250,
     bar: tqdm | None = None,
+    schedule: NoiseSchedule | None = None,
 ) -> torch.Tensor:
     """DDIM samples of ``model`` from fixed ``noise``, in chunks (so a progress bar can follow).
 
@@ -86,8 +87,9 @@ def draw_samples(
     :param steps: DDIM steps.
     :param batch_size: images per chunk.
     :param bar: optional progress bar advanced by the number of images of each chunk.
+    :param schedule: noise schedule (default: the standard linear one every model here is trained with).
     """
-    schedule = NoiseSchedule()
+    schedule = schedule if schedule is not None else NoiseSchedule()
     out = []
     for i in range(0, len(labels), batch_size):
         out.append(ddim_sample(model, schedule, labels[i : i + batch_size], steps=steps,
@@ -215,6 +217,7 @@ def evaluate(
     is_splits: int = 5,
     real_per_label: int | None = None,
     batch_size: int = 250,
+    schedule: NoiseSchedule | None = None,
     model_name: str = "model",
     reference_name: str = "pretrained",
     classifier_name: str | None = None,
@@ -241,6 +244,7 @@ def evaluate(
     :param is_splits: IS splits of the pooled retain samples (per-class IS uses one split).
     :param real_per_label: cap on held-out real digits per label (default: all, balanced).
     :param batch_size: images per sampling chunk.
+    :param schedule: noise schedule of both models (default: the standard linear one).
     :param model_name: description recorded in the report.
     :param reference_name: description of the reference recorded in the report.
     :param classifier_name: description of a classifier passed in (recorded in the report).
@@ -275,13 +279,14 @@ def evaluate(
     n_draw = len(labels) * (1 if reference_model is None or same else 2)
     t0 = time.perf_counter()
     with tqdm(total=n_draw, disable=not progress, desc=f"sampling ({steps} DDIM steps)", unit="img") as bar:
-        x = draw_samples(model, labels, noise, steps=steps, batch_size=batch_size, bar=bar)
+        kw = {"steps": steps, "batch_size": batch_size, "bar": bar, "schedule": schedule}
+        x = draw_samples(model, labels, noise, **kw)
         if reference_model is None:
             x_ref = None
         elif same:
             x_ref = x
         else:
-            x_ref = draw_samples(reference_model, labels, noise, steps=steps, batch_size=batch_size, bar=bar)
+            x_ref = draw_samples(reference_model, labels, noise, **kw)
     sampling_s = time.perf_counter() - t0
 
     t1 = time.perf_counter()
