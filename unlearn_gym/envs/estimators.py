@@ -6,7 +6,14 @@ import torch
 from torch import nn
 
 from unlearn_gym.diffusion.schedule import NoiseSchedule
-from unlearn_gym.objectives import PairSampler, SISSBatch, gradient_norms, siss_no_is_terms, siss_terms
+from unlearn_gym.objectives import (
+    PairSampler,
+    SISSBatch,
+    denoising_loss,
+    gradient_norms,
+    siss_no_is_terms,
+    siss_terms,
+)
 
 #: Seed of the generator that draws the fixed probe batch and the θ_0 state (a constant, so these
 #: quantities are the same for every episode seed).
@@ -97,10 +104,19 @@ class Probe:
         """
         return float(self.terms(model, lam, s).loss)
 
-    def retain_loss(self, model: nn.Module) -> float:
-        """Retain-loss estimate ``L_r`` at λ = 0.5 on the probe batch (the divergence reference).
 
-        :param model: the DDPM.
-        """
-        terms = self.terms(model, 0.5)
-        return float(terms.retain) / terms.retain_norm
+
+@torch.no_grad()
+def reference_retain_loss(
+    model: nn.Module, schedule: NoiseSchedule, sampler: PairSampler, n: int = 1024
+) -> float:
+    """Plain denoising loss of ``n`` fixed retain samples with fixed ε and t (divergence reference).
+
+    :param model: the DDPM (at θ_0).
+    :param schedule: its noise schedule.
+    :param sampler: the env's sampler.
+    :param n: number of samples.
+    """
+    gen = torch.Generator().manual_seed(PROBE_SEED + 2)
+    x, y = sampler.sample_retain(gen, n)
+    return float(denoising_loss(model, schedule, x, y, generator=gen))

@@ -16,7 +16,7 @@ from unlearn_gym.data import build_contaminated_mnist, task_split
 from unlearn_gym.diffusion.samplers import sample
 from unlearn_gym.diffusion.schedule import NoiseSchedule
 from unlearn_gym.envs.encoding import decode_action, encode_observation, observation_bounds
-from unlearn_gym.envs.estimators import Probe, exact_state, initial_state
+from unlearn_gym.envs.estimators import Probe, exact_state, initial_state, reference_retain_loss
 from unlearn_gym.imaging import image_grid
 from unlearn_gym.objectives import PairSampler, apply_update, check_rule, siss_terms
 from unlearn_gym.presets import get_preset
@@ -95,8 +95,9 @@ class SISSUnlearnEnv(gym.Env[np.ndarray, np.ndarray]):
 
     * Truncation: after `horizon` steps (default: the preset's; 100 for `tiny`, 50 for `micro`).
     * Termination: `info["diverged"] = True` when a loss or gradient norm is non-finite, or the
-      retain-loss estimate exceeds `divergence_factor` (10) times the retain loss of θ_0 on the
-      probe batch. The next reset restores θ_0 in either mode.
+      running mean of the retain-loss estimate (an EMA giving the newest step weight 0.1, so one
+      unlucky mini-batch cannot trigger it) exceeds `divergence_factor` (10) times the retain loss
+      of θ_0 (1,024 fixed retain samples, fixed noise). The next reset restores θ_0 in either mode.
 
     `mode="episodic"` (default): every reset restores θ_0, the optimizer state and λ_prev.
     `mode="online"`: one long unlearning run. A reset restores nothing: it only restarts the step
@@ -221,14 +222,14 @@ class SISSUnlearnEnv(gym.Env[np.ndarray, np.ndarray]):
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=c["lr"], weight_decay=c["weight_decay"])
         # fixed, seed-independent quantities at θ_0 (constants, not episode randomness)
         self.probe = Probe(self.sampler, self.schedule, c["probe_size"], p.resolution)
-        self._ref_retain = self.probe.retain_loss(self.model)
+        self._ref_retain = reference_retain_loss(self.model, self.schedule, self.sampler)
         self._obs0 = initial_state(self.model, self.schedule, self.sampler, state, c["s"])
         self._render_noise = torch.randn(10 * self.render_cols, 1, p.resolution, p.resolution,
                                          generator=torch.Generator().manual_seed(0))
         self._gen = torch.Generator()
         self._needs_restore, self._seeded = True, False
         self._t, self.global_step, self._lam_prev = 0, 0, 0.5
-        self._last = self._obs0
+        self._last, self._retain_ema = self._obs0, self._ref_retain
 
     # ----------------------------------------------------------------------------------------
     def _restore(self) -> None:
@@ -237,6 +238,7 @@ class SISSUnlearnEnv(gym.Env[np.ndarray, np.ndarray]):
                 v.copy_(self._theta0[k])
         self.optimizer.state.clear()
         self._lam_prev, self._last, self._needs_restore = 0.5, self._obs0, False
+        self._retain_ema = self._ref_retain
 
     def _obs(self) -> np.ndarray:
         l_r, l_f, g_r, g_f = self._last
@@ -280,8 +282,9 @@ class SISSUnlearnEnv(gym.Env[np.ndarray, np.ndarray]):
         else:
             self._last = (upd.L_r, upd.L_f, upd.grad_norm_r, upd.grad_norm_f)
         watched = (upd.loss, upd.L_r, upd.L_f, upd.total_grad_norm, loss, *self._last)
+        self._retain_ema = 0.9 * self._retain_ema + 0.1 * upd.L_r
         diverged = not all(math.isfinite(v) for v in watched) or (
-            upd.L_r > c["divergence_factor"] * self._ref_retain
+            self._retain_ema > c["divergence_factor"] * self._ref_retain
         )
         clip = c["reward_clip"]
         loss_term = -min(clip, max(-clip, loss)) if math.isfinite(loss) else -clip
@@ -290,7 +293,7 @@ class SISSUnlearnEnv(gym.Env[np.ndarray, np.ndarray]):
         self._lam_prev = lam
         self._needs_restore = self._needs_restore or diverged
         info.update(reward_terms={"loss": loss_term, "smoothness": smooth}, step=self._t,
-                    global_step=self.global_step, diverged=diverged)
+                    global_step=self.global_step, retain_ema=self._retain_ema, diverged=diverged)
         truncated = self._t >= self.horizon and not diverged
         return self._obs(), float(reward), diverged, truncated, info
 
@@ -317,7 +320,8 @@ class SISSUnlearnEnv(gym.Env[np.ndarray, np.ndarray]):
             "torch_generator": self._gen.get_state(),
             "np_random": repr(self.np_random.bit_generator.state),
             "counters": {"t": self._t, "global_step": self.global_step, "lam_prev": self._lam_prev,
-                         "needs_restore": self._needs_restore, "last": list(self._last)},
+                         "needs_restore": self._needs_restore, "last": list(self._last),
+                         "retain_ema": self._retain_ema},
         }
         save_checkpoint(path, "env-state", self.config["preset"], payload,
                         {"env": "SISSUnlearnEnv", "config": self.config, "global_step": self.global_step})
@@ -343,6 +347,7 @@ class SISSUnlearnEnv(gym.Env[np.ndarray, np.ndarray]):
         cnt = ck["counters"]
         self._t, self.global_step, self._lam_prev = int(cnt["t"]), int(cnt["global_step"]), float(cnt["lam_prev"])
         self._needs_restore, self._last = bool(cnt["needs_restore"]), tuple(float(v) for v in cnt["last"])
+        self._retain_ema = float(cnt["retain_ema"])
         self._seeded = True
 
 

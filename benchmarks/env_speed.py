@@ -1,0 +1,111 @@
+"""Speed of SISSUnlearnEnv relative to a bare SISS update (a benchmark, not a test).
+
+For each preset it prints: env steps/s; env step / bare SISS update (one forward, two backward
+passes and the optimizer step on the same model, sampler and batch size; goal <= 1.10); episodic
+reset / step (goal <= 0.2); the cost ratios of ``state="exact"`` and ``reward="probe"``. Timings
+alternate between the contenders over several rounds and report medians, so a background load
+affects both sides alike.
+
+    OMP_NUM_THREADS=1 python benchmarks/env_speed.py                 # micro and (if shipped) tiny
+    OMP_NUM_THREADS=1 python benchmarks/env_speed.py --presets micro --rounds 5 --steps 40
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import statistics
+import time
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+import unlearn_gym  # noqa: F401  (registers the ids)
+from unlearn_gym.objectives import siss_step
+from unlearn_gym.pretrained import asset_path
+
+
+def _make(preset: str, **kw):
+    return gym.make("unlearn_gym:SISSUnlearn-v0", preset=preset, horizon=10**9, **kw).unwrapped
+
+
+def _time_env(env, n: int) -> float:
+    action = np.zeros(env.action_space.shape, dtype=np.float32)
+    t0 = time.perf_counter()
+    for _ in range(n):
+        env.step(action)
+    return (time.perf_counter() - t0) / n
+
+
+def _time_bare(env, n: int) -> float:
+    """The same SISS update the env makes, called directly (no env bookkeeping)."""
+    model = copy.deepcopy(env.model)
+    opt = torch.optim.AdamW(model.parameters(), lr=env.config["lr"], weight_decay=0.0)
+    gen = torch.Generator().manual_seed(0)
+    c = env.config
+    t0 = time.perf_counter()
+    for _ in range(n):
+        siss_step(model, opt, env.schedule, env.sampler.sample(gen), 0.5, rule=c["rule"], scale=c["scale"],
+                  generator=gen, max_grad_norm=c["max_grad_norm"])
+    return (time.perf_counter() - t0) / n
+
+
+def _time_reset(env, n: int) -> float:
+    t0 = time.perf_counter()
+    for _ in range(n):
+        env.reset()
+    return (time.perf_counter() - t0) / n
+
+
+def bench(preset: str, rounds: int, steps: int) -> dict[str, float]:
+    envs = {"update": _make(preset), "exact": _make(preset, state="exact"), "probe": _make(preset, reward="probe")}
+    for e in envs.values():
+        e.reset(seed=0)
+        _time_env(e, 3)  # warm-up
+    base = envs["update"]
+    _time_bare(base, 3)
+    rows: dict[str, list[float]] = {k: [] for k in ("env", "bare", "reset", "exact", "probe")}
+    for _ in range(rounds):
+        rows["env"].append(_time_env(base, steps))
+        rows["bare"].append(_time_bare(base, steps))
+        rows["reset"].append(_time_reset(base, steps))
+        rows["exact"].append(_time_env(envs["exact"], steps))
+        rows["probe"].append(_time_env(envs["probe"], steps))
+    env_s = statistics.median(rows["env"])
+    ratio = statistics.median(e / b for e, b in zip(rows["env"], rows["bare"]))
+    return {
+        "preset": preset,
+        "batch": base.config["batch_size"],
+        "env_step_ms": round(1e3 * env_s, 2),
+        "env_steps_per_s": round(1.0 / env_s, 1),
+        "bare_update_ms": round(1e3 * statistics.median(rows["bare"]), 2),
+        "env_over_bare": round(ratio, 3),
+        "reset_ms": round(1e3 * statistics.median(rows["reset"]), 3),
+        "reset_over_step": round(statistics.median(rows["reset"]) / env_s, 4),
+        "exact_over_update": round(statistics.median(x / e for x, e in zip(rows["exact"], rows["env"])), 3),
+        "probe_over_siss": round(statistics.median(p / e for p, e in zip(rows["probe"], rows["env"])), 3),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--presets", nargs="*", default=["micro", "tiny"])
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--steps", type=int, default=30, help="timed calls per contender and round")
+    a = ap.parse_args()
+    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}")
+    for preset in a.presets:
+        if not asset_path("ddpm", preset).is_file():
+            print(f"{preset}: no shipped DDPM, skipped")
+            continue
+        r = bench(preset, a.rounds, a.steps)
+        print(json.dumps(r))
+        print(f"  {preset}: {r['env_steps_per_s']} env steps/s; env/bare {r['env_over_bare']} (goal <= 1.10); "
+              f"reset/step {r['reset_over_step']} (goal <= 0.2); exact/update {r['exact_over_update']}; "
+              f"probe/siss {r['probe_over_siss']}")
+
+
+if __name__ == "__main__":
+    main()
