@@ -35,10 +35,14 @@ def cmd_info(a: argparse.Namespace) -> int:
             directory = a.mnist_dir if name == "mnist" else a.fashion_dir
             try:
                 src = find_source(name, split, directory)
-                print(f"  {name:8s} {split:5s}: {len(src.labels):6d} images from {src.origin} (split {src.split})")
             except DataNotFoundError as e:
                 print(f"  {name:8s} {split:5s}: NOT FOUND\n{e}")
                 return 1
+            if src.split == "all":
+                print(f"  {name:8s} all  : {len(src.labels):6d} images from {src.origin} (no official"
+                      " test split: a stratified 15 % is held out)")
+                break
+            print(f"  {name:8s} {split:5s}: {len(src.labels):6d} images from {src.origin}")
     data = build_contaminated_mnist(a.preset, mnist_dir=a.mnist_dir, fashion_dir=a.fashion_dir)
     m = data.meta
     print(f"contaminated dataset ({a.preset}, {m['resolution']}x{m['resolution']}): {m['n_retain']} retain digits"
