@@ -97,7 +97,9 @@ class SISSUnlearnEnv(gym.Env[np.ndarray, np.ndarray]):
     * Termination: `info["diverged"] = True` when a loss or gradient norm is non-finite, or the
       running mean of the retain-loss estimate (an EMA giving the newest step weight 0.1, so one
       unlucky mini-batch cannot trigger it) exceeds `divergence_factor` (10) times the retain loss
-      of θ_0 (1,024 fixed retain samples, fixed noise). The next reset restores θ_0 in either mode.
+      of θ_0 (1,024 fixed retain samples, fixed noise). Measured on `micro` with B = 8 and λ = 0.95
+      for 300 steps: single-batch estimates reached 34x the reference, the EMA at most 3.9x.
+      The next reset restores θ_0 in either mode.
 
     `mode="episodic"` (default): every reset restores θ_0, the optimizer state and λ_prev.
     `mode="online"`: one long unlearning run. A reset restores nothing: it only restarts the step
@@ -174,6 +176,39 @@ class SISSUnlearnEnv(gym.Env[np.ndarray, np.ndarray]):
         render_cols: int = 8,
         render_steps: int = 10,
     ):
+        """Build the env (loads the preset's data and pretrained DDPM once; resets are in memory).
+
+        :param preset: ``"tiny"`` or ``"micro"`` (or any preset with a ``checkpoint``).
+        :param mode: ``"episodic"`` or ``"online"``.
+        :param task: ``"trousers"`` or ``"erase-<digit>"``.
+        :param horizon: steps per episode / online window (default: the preset's).
+        :param lr: AdamW learning rate (default: the preset's ``unlearn_lr``).
+        :param rule: update rule ``rescale``/``ratio``/``scale``/``clip`` (default: the preset's).
+        :param scale: the rule's constant (default: the preset's ``unlearn_scale``).
+        :param batch_size: pairs per step, B (default: the preset's ``unlearn_batch``).
+        :param lambda_min: λ for action -1.
+        :param lambda_max: λ for action +1.
+        :param action: ``"lambda"`` or ``"lambda+scale"``.
+        :param scale_range: ``(lo, hi)`` of the second action component (default scale/10, 10·scale).
+        :param state: ``"update"`` or ``"exact"``.
+        :param reward: ``"siss"`` or ``"probe"``.
+        :param beta: weight of the smoothness penalty β (λ_t - λ_{t-1})².
+        :param s: forget scale s >= 0 of the reward's loss value.
+        :param pairing: ``"drawn"`` or ``"same-label"``.
+        :param x_from: ``"retain"`` or ``"full"``.
+        :param max_grad_norm: total gradient-norm clip of each update.
+        :param weight_decay: AdamW weight decay.
+        :param divergence_factor: retain-loss multiple that counts as divergence.
+        :param reward_clip: bound on the reward's loss term.
+        :param probe_size: pairs in the probe batch (default B).
+        :param checkpoint: DDPM weights to start from instead of the shipped ones.
+        :param data_ratio: trousers per real "1" of the dataset build.
+        :param data_seed: seed of the dataset build.
+        :param max_train_digits: optional cap on training digits of the dataset build.
+        :param render_mode: ``None`` or ``"rgb_array"``.
+        :param render_cols: samples per label row of the rendered grid.
+        :param render_steps: DDIM steps of the rendered samples.
+        """
         p = get_preset(preset)
         for name, val, allowed in (("mode", mode, MODES), ("state", state, STATES),
                                    ("reward", reward, REWARDS), ("action", action, ACTIONS)):
@@ -245,6 +280,12 @@ class SISSUnlearnEnv(gym.Env[np.ndarray, np.ndarray]):
         return encode_observation(l_r, l_f, g_r, g_f, self._lam_prev, self._t / self.horizon)
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        """Start an episode (episodic: restore θ_0) or the next window of the run (online).
+
+        :param seed: seeds ``np_random`` and the torch generator drawn from it; in online mode an
+            explicit seed also starts a new run from θ_0.
+        :param options: unused.
+        """
         super().reset(seed=seed)
         restart = seed is not None or not self._seeded
         if restart:
@@ -259,6 +300,10 @@ class SISSUnlearnEnv(gym.Env[np.ndarray, np.ndarray]):
         return self._obs(), info
 
     def step(self, action):
+        """One SISS update with the λ (and forget scale) the action selects.
+
+        :param action: array in ``[-1, 1]^d`` (clipped; NaN raises ``ValueError``).
+        """
         if not self._seeded:
             raise RuntimeError("call reset() before step()")
         c = self.config
