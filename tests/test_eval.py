@@ -274,3 +274,14 @@ def test_paired_grid_layout(report):
     assert grid.shape == (NUM_LABELS * (side + 1) + 1, 11 * (side + 1) + 1, 3)
     alone = paired_grid(s["model"], s["labels"], None, per_row=5, scale=1)
     assert alone.shape == (NUM_LABELS * 9 + 1, 5 * 9 + 1, 3)
+
+
+def test_paired_grid_shows_reference_trouser_pairs_first():
+    labels = torch.tensor([1, 1, 1, 1, 0, 0])
+    values = torch.linspace(-1, 1, 6)
+    imgs = values.view(6, 1, 1, 1).expand(6, 1, 4, 4).contiguous()
+    first = torch.tensor([False, False, True, False, False, False])
+    grid = paired_grid(imgs, labels, imgs, first=first, per_row=2, scale=1)
+    px = lambda i: round((float(values[i]) + 1) * 127.5)  # noqa: E731
+    assert grid[1, 1, 0] == px(2) and grid[1, 6, 0] == px(0)  # label-1 row: sample 2, then sample 0
+    assert grid[6, 1, 0] == px(4)  # next row: label 0

@@ -317,7 +317,7 @@ def evaluate(
         summary["n_forget_ssim_pairs"] = int(ref_trouser.sum())
         summary["forget_ssim_all_pairs"] = float(ssim[labels == CONTAMINATED_LABEL].mean())
     else:
-        ssim = None
+        ssim, ref_trouser = None, None
         summary.update(retain_ssim=None, forget_ssim=None, n_forget_ssim_pairs=0, forget_ssim_all_pairs=None)
 
     per_class = _per_class(classifier, x, labels, real, rates, ssim, summary, ref_rates, cfg)
@@ -335,7 +335,8 @@ def evaluate(
         summary={k: clean_number(v) for k, v in summary.items()},
         reference_summary=None if ref_summary is None else {k: clean_number(v) for k, v in ref_summary.items()},
         per_class=per_class, config=cfg, calibration=calibration, timing=timing, meta=meta,
-        samples={"model": x, "reference": x_ref, "labels": labels} if keep_samples else None,
+        samples={"model": x, "reference": x_ref, "labels": labels, "reference_trouser": ref_trouser}
+        if keep_samples else None,
     )
 
 
@@ -345,7 +346,7 @@ def classifier_provenance(preset: str) -> dict[str, Any]:
 
     path = asset_path("classifier", preset)
     side = read_sidecar(path) if path.is_file() else {}
-    return {"path": str(path), "metrics": side.get("metrics"), "command": side.get("command")}
+    return {"asset": f"unlearn_gym/assets/{path.name}", "metrics": side.get("metrics"), "command": side.get("command")}
 
 
 def write_evaluation(

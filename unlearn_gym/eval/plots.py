@@ -129,6 +129,7 @@ def paired_grid(
     labels: torch.Tensor,
     reference_images: torch.Tensor | None = None,
     *,
+    first: torch.Tensor | None = None,
     per_row: int = 8,
     scale: int = 2,
 ) -> Any:
@@ -137,6 +138,8 @@ def paired_grid(
     :param model_images: the evaluated model's samples.
     :param labels: their labels (sample ``i`` of both models shares noise and label).
     :param reference_images: the reference model's samples (``None``: model only).
+    :param first: optional boolean mask of samples shown first within their label (e.g. the label-1
+        pairs where the reference drew a trouser), the rest follow in order.
     :param per_row: samples per label and model.
     :param scale: integer upscaling.
     :returns: uint8 ``(H, W, 3)`` array.
@@ -145,7 +148,10 @@ def paired_grid(
     blank = torch.zeros(1, *model_images.shape[1:])  # mid-grey spacer
     tiles, ncol = [], per_row if reference_images is None else 2 * per_row + 1
     for lab in order:
-        idx = torch.nonzero(labels == lab).flatten()[:per_row]
+        idx = torch.nonzero(labels == lab).flatten()
+        if first is not None:
+            idx = torch.cat([idx[first[idx]], idx[~first[idx]]])
+        idx = idx[:per_row]
         if len(idx) == 0:
             continue
         pad = blank.expand(per_row - len(idx), *blank.shape[1:])
@@ -159,6 +165,9 @@ def paired_grid(
 def save_sample_grid(report: Any, path: str | os.PathLike, *, per_row: int = 8, scale: int = 2) -> Path:
     """Write :func:`paired_grid` of an evaluation report's samples as PNG.
 
+    The label-1 row shows the pairs where the reference drew a trouser first: they show whether the
+    model forgot them.
+
     :param report: an :class:`~unlearn_gym.eval.report.EvalReport` made with ``keep_samples=True``.
     :param path: PNG destination.
     :param per_row: samples per label and model.
@@ -167,5 +176,7 @@ def save_sample_grid(report: Any, path: str | os.PathLike, *, per_row: int = 8, 
     if report.samples is None:
         raise ValueError("the report carries no samples; evaluate with keep_samples=True")
     s = report.samples
-    save_png(path, paired_grid(s["model"], s["labels"], s.get("reference"), per_row=per_row, scale=scale))
+    grid = paired_grid(s["model"], s["labels"], s.get("reference"), first=s.get("reference_trouser"),
+                       per_row=per_row, scale=scale)
+    save_png(path, grid)
     return Path(path)

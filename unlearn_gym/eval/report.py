@@ -83,7 +83,8 @@ class EvalReport:
     :param calibration: the classifier's rates on real held-out images (what "perfect" looks like).
     :param timing: seconds spent sampling, measuring, in total, and the thread count.
     :param meta: versions, dataset hash, classifier provenance.
-    :param samples: the generated images (``model``, ``reference``, ``labels``); not serialised.
+    :param samples: the generated images (``model``, ``reference``, ``labels``) and ``reference_trouser``
+        (label-1 pairs whose reference sample is a confident trouser); not serialised.
     """
 
     preset: str
