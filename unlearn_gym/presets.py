@@ -81,6 +81,8 @@ PRESETS: dict[str, Preset] = {
         time_dim=64,
         pretrain_steps=15000,
         pretrain_lr=1e-3,
+        unlearn_lr=5e-5,  # measured: benchmarks/env_unlearn.py --env SISSUnlearn-v0
+        unlearn_scale=0.5,
         horizon=100,
         note="16x16, ~0.6 M parameters: the CPU default",
     ),
