@@ -10,6 +10,8 @@ through ``gym.make(id, **kwargs)``):
 
 from __future__ import annotations
 
+import os
+
 import gymnasium as gym
 
 ENTRY_POINT = "unlearn_gym.envs.siss_env:SISSUnlearnEnv"
@@ -18,6 +20,19 @@ ENV_IDS: dict[str, dict[str, str]] = {
     "SISSUnlearnOnline-v0": {"preset": "tiny", "mode": "online"},
     "SISSUnlearnMicro-v0": {"preset": "micro", "mode": "episodic"},
 }
+
+
+def _single_threaded_child() -> None:
+    import torch
+
+    torch.set_num_threads(1)
+
+
+# A process forked after torch has used its OpenMP thread pool deadlocks at its first parallel
+# op (seen with gymnasium's AsyncVectorEnv, whose default start method is fork on Linux). Forked
+# children therefore run torch with one thread: N vectorised envs on N cores is the intended use.
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_single_threaded_child)
 
 
 def register_envs() -> None:
