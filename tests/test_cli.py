@@ -34,3 +34,22 @@ def test_pretrain_and_classifier_commands(tmp_path):
 def test_unknown_command_exits():
     with pytest.raises(SystemExit):
         main(["frobnicate"])
+
+
+def test_evaluate_a_saved_env_model(tmp_path):
+    """An unlearning run saved by the env is a model `unlearn-gym evaluate` accepts."""
+    import json
+
+    import gymnasium as gym
+    import numpy as np
+
+    env = gym.make("unlearn_gym:SISSUnlearnMicro-v0", horizon=5)
+    env.reset(seed=0)
+    for _ in range(5):
+        env.step(np.zeros(1, np.float32))
+    env.unwrapped.save(tmp_path / "run.pt")
+    out = tmp_path / "eval"
+    assert main(["evaluate", str(tmp_path / "run.pt"), "--samples", "4", "--forget-samples", "8",
+                 "--steps", "3", "--quiet", "--out", str(out)]) == 0
+    report = json.loads((out / "metrics.json").read_text())
+    assert report["preset"] == "micro" and 0 < report["summary"]["retain_ssim"] < 1

@@ -13,6 +13,9 @@ from unlearn_gym.presets import PRESETS, get_preset
 
 ASSET_DIR = Path(__file__).parent / "assets"
 SHIPPED_PRESETS = ("micro", "tiny")
+#: checkpoint kinds that hold DDPM weights: pretraining runs / EMA exports, unlearned models, and
+#: ``SISSUnlearnEnv.save`` files (the env's current model)
+MODEL_KINDS = ("ddpm", "unlearned", "env-state")
 
 
 def asset_path(kind: str, preset: str) -> Path:
@@ -37,14 +40,15 @@ def _shipped(kind: str, preset: str) -> Path:
 
 
 def load_ddpm_file(path: str | os.PathLike, preset: str | None = None) -> ConditionalUNet:
-    """Load DDPM weights (a pretrained EMA export, a training checkpoint, or an unlearned model).
+    """Load DDPM weights (a pretrained EMA export, a training checkpoint, an unlearned model, or the
+    current model of a saved environment).
 
     Training checkpoints contribute their EMA weights. The model is returned in eval mode.
 
     :param path: checkpoint file.
     :param preset: expected preset (``None``: whatever the file says).
     """
-    ck = load_checkpoint(path, ("ddpm", "unlearned"), preset)
+    ck = load_checkpoint(path, MODEL_KINDS, preset)
     state = ck["model"]
     if "ema" in ck:
         state = {k.removeprefix("module."): v for k, v in ck["ema"].items() if k != "n_averaged"}

@@ -44,13 +44,13 @@ def load_eval_model(spec: str | os.PathLike, preset: str | None = None) -> tuple
     :returns: (model in eval mode, its preset name).
     :raises CheckpointError: missing, corrupt, foreign, wrong-kind or other-preset checkpoint.
     """
-    from unlearn_gym.pretrained import load_ddpm_file, load_pretrained
+    from unlearn_gym.pretrained import MODEL_KINDS, load_ddpm_file, load_pretrained
 
     if str(spec) == "pretrained":
         if preset is None:
             raise ValueError("'pretrained' needs a preset")
         return load_pretrained(preset), get_preset(preset).name
-    ck_preset = load_checkpoint(spec, ("ddpm", "unlearned"), preset)["preset"]
+    ck_preset = load_checkpoint(spec, MODEL_KINDS, preset)["preset"]
     return load_ddpm_file(spec, ck_preset), ck_preset
 
 
