@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -93,7 +92,7 @@ def load_checkpoint(
         raise CheckpointError(f"checkpoint {path} does not exist")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError, Exception) as e:
+    except Exception as e:  # torch raises RuntimeError, EOFError, UnpicklingError, BadZipFile, ...
         raise CheckpointError(
             f"checkpoint {path} is corrupt or truncated ({type(e).__name__}); "
             "re-create it (e.g. `unlearn-gym pretrain`) or restore it from the package"
