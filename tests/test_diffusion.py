@@ -122,3 +122,11 @@ def test_corrupt_and_foreign_checkpoints(tmp_path):
     with pytest.raises(CheckpointError, match="not an unlearn-gym checkpoint"):
         load_ddpm_file(tmp_path / "foreign.pt")
     assert not list(tmp_path.glob("*.tmp")) and not list(tmp_path.glob(".*.tmp"))
+
+
+def test_pretrain_leaves_the_global_rng_alone(tmp_path):
+    data = build_contaminated_mnist("micro")
+    torch.manual_seed(123)
+    before = torch.random.get_rng_state()
+    pretrain("micro", tmp_path / "a.pt", steps=2, data=data, progress=False)
+    assert torch.equal(before, torch.random.get_rng_state())

@@ -20,6 +20,7 @@ from unlearn_gym.diffusion.ema import make_ema
 from unlearn_gym.diffusion.schedule import NoiseSchedule
 from unlearn_gym.diffusion.unet import build_unet
 from unlearn_gym.presets import get_preset
+from unlearn_gym.rng import seeded_global_rng
 
 
 def lr_factor(step: int, total: int, warmup: int = 200, floor: float = 0.1) -> float:
@@ -82,8 +83,8 @@ def pretrain(
         raise ValueError(f"data resolution {data.resolution} != preset {p.name} ({p.resolution})")
     schedule = NoiseSchedule()
     total = int(steps if steps is not None else p.pretrain_steps)
-    torch.manual_seed(seed)  # initialisation only; batches use `gen`
-    model = build_unet(p)
+    with seeded_global_rng(seed):  # initialisation only; batches use `gen`
+        model = build_unet(p)
     ema = make_ema(model, p.ema_decay)
     opt = torch.optim.AdamW(model.parameters(), lr=p.pretrain_lr, weight_decay=0.0)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, total))

@@ -18,6 +18,7 @@ from tqdm.auto import tqdm
 from unlearn_gym.checkpoints import load_checkpoint, save_checkpoint
 from unlearn_gym.data import NUM_LABELS, TROUSER_CLASS, ContaminatedMNIST, build_contaminated_mnist
 from unlearn_gym.presets import Preset, get_preset
+from unlearn_gym.rng import seeded_global_rng
 
 NUM_CLASSES = NUM_LABELS + 1  # digits + trouser
 
@@ -127,8 +128,8 @@ def train_classifier(
     p = get_preset(preset)
     data = data if data is not None else build_contaminated_mnist(p.name)
     epochs = epochs or p.classifier_epochs
-    torch.manual_seed(seed)
-    model = build_classifier(p)
+    with seeded_global_rng(seed):  # initialisation only; batches use `gen`
+        model = build_classifier(p)
     gen = torch.Generator().manual_seed(seed)
     x, y = classifier_data(data, "train")
     steps = epochs * ((len(x) + batch_size - 1) // batch_size)

@@ -8,16 +8,15 @@ counts, and seeds the random subsets/splits of KID and IS without touching the g
 
 from __future__ import annotations
 
-import contextlib
 import math
 import warnings
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 
 import torch
 
 from unlearn_gym.eval.classifier import Classifier
 from unlearn_gym.eval.features import ClassifierFeatures
+from unlearn_gym.rng import seeded_global_rng
 
 
 def _require(name: str) -> None:
@@ -25,18 +24,6 @@ def _require(name: str) -> None:
         __import__(name)
     except ImportError as e:  # pragma: no cover - depends on the environment
         raise ImportError(f"the evaluation measures need {name}: pip install 'unlearn-gym[eval]'") from e
-
-
-@contextlib.contextmanager
-def _seeded_rng(seed: int) -> Iterator[None]:
-    """Fork the global CPU RNG, seed it, and restore it on exit.
-
-    torchmetrics draws KID's subsets and IS's splits from the global RNG; forking keeps the caller's
-    random stream untouched while making the measure reproducible.
-    """
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        yield
 
 
 def _finite(x: float) -> float | None:
@@ -114,7 +101,7 @@ def kernel_distance(
         )
     metric.update(real, real=True)
     metric.update(fake, real=False)
-    with _seeded_rng(seed):
+    with seeded_global_rng(seed):
         mean, std = metric.compute()
     return KID(_finite(float(mean)), _finite(float(std)), subsets, size, seed)
 
@@ -139,7 +126,7 @@ def inception_score(
         warnings.filterwarnings("ignore", message=".*will save all extracted features.*")
         metric = InceptionScore(feature=ClassifierFeatures(classifier, "logits"), splits=splits)
     metric.update(images)
-    with _seeded_rng(seed), warnings.catch_warnings():
+    with seeded_global_rng(seed), warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*degrees of freedom.*")  # std of a single split
         mean, std = metric.compute()
     return _finite(float(mean)), (_finite(float(std)) if splits > 1 else None)
