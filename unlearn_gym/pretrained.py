@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from unlearn_gym.checkpoints import CheckpointError, load_checkpoint, read_sidecar
+from unlearn_gym.diffusion.ema import ema_weights
 from unlearn_gym.diffusion.unet import ConditionalUNet, build_unet
 from unlearn_gym.eval.classifier import Classifier, load_classifier_file
 from unlearn_gym.presets import PRESETS, get_preset
@@ -49,9 +50,7 @@ def load_ddpm_file(path: str | os.PathLike, preset: str | None = None) -> Condit
     :param preset: expected preset (``None``: whatever the file says).
     """
     ck = load_checkpoint(path, MODEL_KINDS, preset)
-    state = ck["model"]
-    if "ema" in ck:
-        state = {k.removeprefix("module."): v for k, v in ck["ema"].items() if k != "n_averaged"}
+    state = ema_weights(ck["ema"]) if "ema" in ck else ck["model"]
     model = build_unet(ck["preset"])
     try:
         model.load_state_dict(state)

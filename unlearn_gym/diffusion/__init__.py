@@ -1,6 +1,6 @@
 """The DDPM: noise schedule, conditional UNet, EMA, samplers, pretraining."""
 
-from unlearn_gym.diffusion.ema import make_ema
+from unlearn_gym.diffusion.ema import ema_weights, make_ema
 from unlearn_gym.diffusion.samplers import ddim_sample, ddpm_sample, sample
 from unlearn_gym.diffusion.schedule import NoiseSchedule
 from unlearn_gym.diffusion.train import export_ema, pretrain
@@ -13,6 +13,7 @@ __all__ = [
     "count_parameters",
     "ddim_sample",
     "ddpm_sample",
+    "ema_weights",
     "export_ema",
     "make_ema",
     "pretrain",

@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 
 from unlearn_gym.checkpoints import load_checkpoint, save_checkpoint
 from unlearn_gym.data import ContaminatedMNIST, build_contaminated_mnist
-from unlearn_gym.diffusion.ema import make_ema
+from unlearn_gym.diffusion.ema import ema_weights, make_ema
 from unlearn_gym.diffusion.schedule import NoiseSchedule
 from unlearn_gym.diffusion.unet import build_unet
 from unlearn_gym.presets import get_preset
@@ -172,7 +172,7 @@ def export_ema(checkpoint: str | os.PathLike, out: str | os.PathLike, extra: dic
     from unlearn_gym.checkpoints import read_sidecar
 
     ck = load_checkpoint(checkpoint, "ddpm")
-    ema_state = {k.removeprefix("module."): v for k, v in ck["ema"].items() if k != "n_averaged"}
+    ema_state = ema_weights(ck["ema"])
     meta = read_sidecar(checkpoint)
     meta.pop("versions", None)
     meta.update(extra or {})
