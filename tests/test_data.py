@@ -103,8 +103,12 @@ def test_builder_counts_ratio_and_range():
 
 
 def test_builder_deterministic_by_seed():
+    from unlearn_gym.data.contaminated import _build
+
     a = build_contaminated_mnist("micro", seed=3)
+    _build.cache_clear()  # rebuild from the files, not the in-process cache
     b = build_contaminated_mnist("micro", seed=3)
+    assert a is not b
     c = build_contaminated_mnist("micro", seed=4)
     assert a.meta["content_hash"] == b.meta["content_hash"] != c.meta["content_hash"]
     assert torch.equal(a.forget_images, b.forget_images)

@@ -7,7 +7,7 @@ unlearning hyperparameters. ``get_preset("tiny")`` is the CPU default.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
 
@@ -49,7 +49,6 @@ class Preset:
     unlearn_scale: float = 0.1
     horizon: int = 100
     note: str = ""
-    extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-value dictionary (for sidecars and logs)."""
