@@ -16,7 +16,7 @@ def cmd_pretrain(a: argparse.Namespace) -> int:
     from unlearn_gym.data import build_contaminated_mnist
     from unlearn_gym.diffusion import pretrain
 
-    data = build_contaminated_mnist(a.preset, mnist_dir=a.mnist_dir, fashion_dir=a.fashion_dir)
+    data = build_contaminated_mnist(a.preset, ratio=a.ratio, mnist_dir=a.mnist_dir, fashion_dir=a.fashion_dir)
     out = a.out or f"runs/ddpm-{a.preset}.pt"
     state = pretrain(a.preset, out, steps=a.steps, seed=a.seed, data=data, resume=a.resume,
                      until=a.until, save_every=a.save_every, log_dir=a.log_dir, command=_command())
@@ -147,6 +147,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--until", type=int, help="stop and save after this many total steps")
     p.add_argument("--save-every", type=int, default=1000)
     p.add_argument("--log-dir", help="tensorboard directory")
+    p.add_argument("--ratio", type=float, default=0.1,
+                   help="trousers per real '1' in the training mix (0.1 = the default model, 0.5 = 'heavy')")
     _add_data_args(p)
     p.set_defaults(func=cmd_pretrain)
 

@@ -17,6 +17,7 @@ from unlearn_gym.diffusion.samplers import sample
 from unlearn_gym.diffusion.schedule import NoiseSchedule
 from unlearn_gym.envs.encoding import decode_action, encode_observation, observation_bounds
 from unlearn_gym.envs.estimators import Probe, exact_state, initial_state, reference_retain_loss
+from unlearn_gym.envs.validation import check_env_arguments
 from unlearn_gym.imaging import image_grid
 from unlearn_gym.objectives import PairSampler, apply_update, check_rule, siss_terms
 from unlearn_gym.presets import get_preset
@@ -209,6 +210,11 @@ class SISSUnlearnEnv(gym.Env[np.ndarray, np.ndarray]):
         :param render_cols: samples per label row of the rendered grid.
         :param render_steps: DDIM steps of the rendered samples.
         """
+        check_env_arguments(
+            horizon=horizon, batch_size=batch_size, probe_size=probe_size, beta=beta, s=s,
+            reward_clip=reward_clip, divergence_factor=divergence_factor, max_grad_norm=max_grad_norm,
+            lr=lr, weight_decay=weight_decay, render_cols=render_cols, render_steps=render_steps,
+        )
         p = get_preset(preset)
         for name, val, allowed in (("mode", mode, MODES), ("state", state, STATES),
                                    ("reward", reward, REWARDS), ("action", action, ACTIONS)):
