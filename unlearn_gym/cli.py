@@ -203,8 +203,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one ``unlearn-gym`` command; known errors print ``error: <message>`` and return 2.
+
+    Known errors are ``ValueError`` (bad arguments; ``CheckpointError`` is one) and
+    ``FileNotFoundError`` (``DataNotFoundError`` is one): the user fixes the input, so no traceback.
+
+    :param argv: the arguments (default ``sys.argv[1:]``).
+    :returns: the exit status.
+    """
     args = build_parser().parse_args(argv)
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except (ValueError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

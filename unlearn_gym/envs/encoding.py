@@ -48,6 +48,37 @@ def encode_observation(
     )
 
 
+def action_array(action: object, dim: int) -> np.ndarray:
+    """The action as a float64 vector of ``dim`` components, or a ``ValueError`` saying what is wrong.
+
+    A scalar is accepted for ``dim == 1`` and any array of ``dim`` elements (e.g. ``(1, dim)``)
+    is flattened.
+
+    :param action: the raw action passed to ``step``.
+    :param dim: expected number of components (``env.action_space.shape[0]``).
+    :raises ValueError: when the action is ``None``, not numeric, of the wrong size or NaN.
+    """
+    hint = f"pass {dim} number(s) in [-1, 1], e.g. env.action_space.sample()"
+    if action is None:
+        raise ValueError(f"the action is missing (got None): {hint}")
+    try:
+        raw = np.asarray(action)
+    except (TypeError, ValueError) as e:  # ragged nested sequences
+        raise ValueError(f"action is not a numeric array ({e}): {hint}; got {action!r}") from None
+    if raw.dtype.kind not in "iufO":  # bool, complex, str, bytes, dates are refused
+        raise ValueError(f"action must be numeric, got dtype {raw.dtype} ({action!r}): {hint}")
+    try:
+        a = raw.astype(np.float64).reshape(-1)
+    except (TypeError, ValueError):
+        raise ValueError(f"action must be numeric, got {action!r}: {hint}") from None
+    if a.shape != (dim,):
+        raise ValueError(f"action must have {dim} component(s) (action_space.shape == ({dim},)),"
+                         f" got shape {raw.shape}: {action!r}")
+    if np.isnan(a).any():
+        raise ValueError(f"action contains NaN (or None): {action!r}; {hint}")
+    return a
+
+
 def decode_action(
     action: np.ndarray | list | float,
     dim: int,
@@ -56,7 +87,8 @@ def decode_action(
 ) -> tuple[float, float | None]:
     """Map an action in ``[-1, 1]^dim`` to ``(λ, forget scale or None)``.
 
-    Components are clipped to ``[-1, 1]`` (so ±inf map to the ends); NaN raises ``ValueError``.
+    Components are clipped to ``[-1, 1]`` (so ±inf map to the ends); a missing (``None``),
+    non-numeric, wrongly-sized or NaN action raises ``ValueError`` (see :func:`action_array`).
     ``λ = λ_min + (a_0 + 1)/2 (λ_max - λ_min)`` (as ``mid + a_0 · half-width``);
     for ``dim == 2`` the scale is log-uniform:
     ``exp(log lo + (a_1 + 1)/2 (log hi - log lo))``.
@@ -66,12 +98,7 @@ def decode_action(
     :param lambda_range: ``(λ_min, λ_max)``.
     :param scale_range: ``(lo, hi)`` of the forget scale (``dim == 2`` only).
     """
-    a = np.asarray(action, dtype=np.float64).reshape(-1)
-    if a.shape != (dim,):
-        raise ValueError(f"expected an action of {dim} value(s), got shape {np.shape(action)}")
-    if np.isnan(a).any():
-        raise ValueError(f"action contains NaN: {action!r}")
-    a = np.clip(a, -1.0, 1.0)
+    a = np.clip(action_array(action, dim), -1.0, 1.0)
     lo, hi = lambda_range
     lam = 0.5 * (lo + hi) + 0.5 * a[0] * (hi - lo)  # exactly the midpoint for a = 0
     if dim == 1:
