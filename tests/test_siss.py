@@ -172,7 +172,7 @@ def test_loss_value_formula():
 # update rules
 
 
-def _grads_and_update(rule: str, scale: float, max_grad_norm=None):
+def _grads_and_update(rule: str, scale: float, max_grad_norm=None, grad_units="mean"):
     model = LinearDenoiser(side=3)
     params = list(model.parameters())
 
@@ -180,7 +180,7 @@ def _grads_and_update(rule: str, scale: float, max_grad_norm=None):
         return siss_terms(model, SCHED, _batch(32, side=3), 0.5, generator=torch.Generator().manual_seed(3))
 
     g_x, g_a = compute_gradients(terms(), params)
-    res = apply_update(model, None, terms(), rule, scale, max_grad_norm=max_grad_norm)
+    res = apply_update(model, None, terms(), rule, scale, max_grad_norm=max_grad_norm, grad_units=grad_units)
     forget_part = torch.cat([(p.grad - gx).flatten() for p, gx in zip(params, g_x)])
     flat = lambda gs: torch.cat([g.flatten() for g in gs])  # noqa: E731
     return res, forget_part, flat(g_x), flat(g_a)
@@ -195,6 +195,23 @@ def test_rescale_rule_gives_forget_gradient_of_norm_c():
         assert cos > 0.9999
         assert math.isclose(res.forget_step_norm, c, rel_tol=1e-6)
         assert math.isclose(res.grad_norm_a, float(g_a.norm()), rel_tol=1e-5)
+
+
+def test_rescale_in_pixel_sum_units_by_default():
+    """rescale/clip default to the reference's units: grad = D·g_x/coef_x - c·g_a/||g_a||, D = 9."""
+    for c in (0.05, 5.0):
+        res, _, g_x, g_a = _grads_and_update("rescale", c, grad_units=None)
+        model = LinearDenoiser(side=3)
+        terms = siss_terms(model, SCHED, _batch(32, side=3), 0.5, generator=torch.Generator().manual_seed(3))
+        apply_update(model, None, terms, "rescale", c, max_grad_norm=None)
+        grad = torch.cat([p.grad.flatten() for p in model.parameters()])
+        torch.testing.assert_close(grad, 9 * g_x - c * g_a / g_a.norm(), rtol=1e-5, atol=1e-6)
+        assert res.grad_scale_x == 9.0 and res.grad_scale_a == 90.0  # D/coef_x, D/coef_a
+        assert math.isclose(res.forget_step_norm, c, rel_tol=1e-5)
+    _, part, g_x, g_a = _grads_and_update("ratio", 0.1, grad_units=None)  # ratio keeps the mean units
+    assert math.isclose(float(part.norm()), 0.1 * float(g_x.norm()), rel_tol=1e-5)
+    with pytest.raises(ValueError, match="grad_units"):
+        _grads_and_update("rescale", 1.0, grad_units="pixels")
 
 
 def test_ratio_scale_clip_rules():

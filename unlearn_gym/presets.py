@@ -28,7 +28,8 @@ class Preset:
     :param unlearn_lr: AdamW learning rate of one unlearning step.
     :param unlearn_batch: unlearning mini-batch size (retain and forget each).
     :param unlearn_rule: default SISS update rule (see :mod:`unlearn_gym.objectives.siss`).
-    :param unlearn_scale: constant of that rule (ρ for ``ratio``, c for ``rescale``/``clip``).
+    :param unlearn_scale: constant of that rule (ρ for ``ratio``, c for ``rescale``/``clip``; c is a
+        norm of the gradient of the pixel-sum loss, the SISS reference code's unit: 5 for MNIST there).
     :param horizon: default episode length of the unlearning environment.
     :param note: one line on what the preset is for.
     """

@@ -18,17 +18,20 @@ from unlearn_gym.objectives.siss import (
     siss_terms,
 )
 from unlearn_gym.objectives.update import (
+    GRAD_UNITS,
     RULES,
     UpdateResult,
     apply_update,
     check_rule,
     compute_gradients,
+    default_grad_units,
     forget_coefficient,
     gradient_norms,
     siss_step,
 )
 
 __all__ = [
+    "GRAD_UNITS",
     "PAIRINGS",
     "RULES",
     "PairSampler",
@@ -38,6 +41,7 @@ __all__ = [
     "apply_update",
     "check_rule",
     "compute_gradients",
+    "default_grad_units",
     "denoising_loss",
     "erasediff_terms",
     "forget_coefficient",

@@ -7,7 +7,10 @@ diagnostics. :func:`unlearn_gym.objectives.update.apply_update` turns them into 
 
 Conventions: per-sample losses are means over pixels of the squared ε error (the pretraining loss),
 so ``L`` values are O(0.01-1) at every resolution. The importance weights use the exact Gaussian
-log-densities (sums over pixels).
+log-densities (sums over pixels). Every :class:`Terms` records the number of pixels its per-sample
+losses average over (``loss_elements = C·H·W``): the SISS reference code *sums* over pixels, and
+:func:`~unlearn_gym.objectives.update.apply_update` uses this factor to give the reference's
+constants (``rescale``/``clip`` c, the total-norm clip) their reference meaning.
 """
 
 from __future__ import annotations
@@ -38,6 +41,9 @@ class Terms:
         (EraseDiff's noise target).
     :param stats: detached 0-d tensors: ``L_x``, ``L_a`` (importance-weighted means), weight
         statistics, ``frac_forget``, ...
+    :param loss_elements: number of elements each per-sample loss averages over (``C·H·W``);
+        ``loss_elements`` times a gradient is the gradient of the pixel-sum loss of the SISS
+        reference code. 1 for terms that already sum.
     """
 
     retain: torch.Tensor | None
@@ -47,6 +53,12 @@ class Terms:
     forget_norm: float = 1.0
     forget_sign: float = -1.0
     stats: dict[str, torch.Tensor] = field(default_factory=dict)
+    loss_elements: int = 1
+
+
+def _pixels(images: torch.Tensor) -> int:
+    """Elements per sample of an image batch (``C·H·W``)."""
+    return int(images[0].numel())
 
 
 def _check_lambda(lam: LambdaLike) -> None:
@@ -188,7 +200,7 @@ def siss_terms(
     return Terms(
         retain=retain, forget=forget, loss=retain - (1.0 + s) * forget,
         retain_norm=batch.coef_x + batch.coef_other, forget_norm=batch.coef_a, forget_sign=-1.0,
-        stats=stats,
+        stats=stats, loss_elements=_pixels(x),
     )
 
 
@@ -237,6 +249,7 @@ def siss_no_is_terms(
     return Terms(
         retain=retain, forget=forget, loss=retain - (1.0 + s) * forget,
         retain_norm=batch.coef_x + batch.coef_other, forget_norm=batch.coef_a, stats=stats,
+        loss_elements=_pixels(x),
     )
 
 
@@ -277,7 +290,7 @@ def naive_deletion_terms(
     :param generator: random source.
     """
     loss = denoising_loss(model, schedule, x, y, generator=generator)
-    return Terms(retain=loss, forget=None, loss=loss, stats={"L_x": loss.detach()})
+    return Terms(retain=loss, forget=None, loss=loss, stats={"L_x": loss.detach()}, loss_elements=_pixels(x))
 
 
 def neggrad_terms(
@@ -294,7 +307,8 @@ def neggrad_terms(
     :param generator: random source.
     """
     l_a = denoising_loss(model, schedule, a, y_a, generator=generator)
-    return Terms(retain=None, forget=l_a, loss=-(1.0 + s) * l_a, stats={"L_a": l_a.detach()})
+    return Terms(retain=None, forget=l_a, loss=-(1.0 + s) * l_a, stats={"L_a": l_a.detach()},
+                 loss_elements=_pixels(a))
 
 
 def erasediff_terms(
@@ -322,4 +336,4 @@ def erasediff_terms(
     l_x = per_sample_mse(pred[:b], noise[:b]).mean()
     l_u = per_sample_mse(pred[b:], target_a).mean()
     return Terms(retain=l_x, forget=l_u, loss=l_x + l_u, forget_sign=1.0,
-                 stats={"L_x": l_x.detach(), "L_a": l_u.detach()})
+                 stats={"L_x": l_x.detach(), "L_a": l_u.detach()}, loss_elements=_pixels(x))

@@ -17,6 +17,23 @@ rule           combined gradient                                           its c
 =============  ==========================================================  ===================
 
 then the total gradient norm is clipped to ``max_grad_norm`` (1.0 in the reference code).
+
+Units (``grad_units``). The objectives average the squared ε error over the ``D = C·H·W`` pixels
+and weight the two terms by the paper's coefficients (``n/(n-k)``, ``k/(n-k)``); the SISS reference
+code sums the error over pixels, averages over the batch and uses no coefficients, so its gradients
+are ``D·g_x/retain_norm`` and ``D·g_a/forget_norm``. A constant that is an absolute gradient norm
+(c of ``rescale`` and ``clip``, and the total-norm clip) therefore means something else in each
+convention: c = 5 applied to our gradients acts ``D`` times stronger relative to ``g_x`` (64x on
+``micro``, 256x on ``tiny``), and ``clip`` would compare c with a forget gradient ``k/(n-k)``
+times smaller than the reference's.
+
+* ``"sum"``: the rule and the clip act on the reference's gradients, ``g_x · D/retain_norm`` and
+  ``g_a · D/forget_norm``, so ``.grad`` is exactly the reference code's
+  ``clip(g_x - (c/||g_a||) g_a, 1.0)``: c is a norm of the gradient of a pixel-sum loss, as there.
+  The default of ``rescale`` and ``clip``.
+* ``"mean"``: the rule and the clip act on ``g_x`` and ``g_a`` as they are. The default of
+  ``ratio``, ``scale`` and ``erasediff``, whose constants are unit-free (only the total-norm clip
+  sees the difference): the environment's ``ratio`` rule is unchanged by this option.
 """
 
 from __future__ import annotations
@@ -33,7 +50,18 @@ from unlearn_gym.objectives.batches import SISSBatch
 from unlearn_gym.objectives.siss import Terms
 
 RULES = ("rescale", "ratio", "scale", "clip", "erasediff")
+GRAD_UNITS = ("sum", "mean")
+#: rules whose constant is an absolute gradient norm: they work in the reference's pixel-sum units
+SUM_UNIT_RULES = ("rescale", "clip")
 _EPS = 1e-12
+
+
+def default_grad_units(rule: str) -> str:
+    """``"sum"`` for ``rescale``/``clip`` (reference constants), ``"mean"`` for the other rules.
+
+    :param rule: one of :data:`RULES`.
+    """
+    return "sum" if rule in SUM_UNIT_RULES else "mean"
 
 
 def check_rule(rule: str, scale: float) -> None:
@@ -53,9 +81,9 @@ def forget_coefficient(rule: str, scale: float, norm_x: float, norm_a: float, do
 
     :param rule: one of :data:`RULES`.
     :param scale: the rule's constant (c, ρ, s or η).
-    :param norm_x: ``||g_x||``.
-    :param norm_a: ``||g_a||``.
-    :param dot: ``<g_x, d>`` (``erasediff`` only).
+    :param norm_x: ``||g_x||`` (in the units the rule works in, see the module docstring).
+    :param norm_a: ``||g_a||`` (same units).
+    :param dot: ``<g_x, d>`` (``erasediff`` only; same units, squared).
     """
     if norm_a <= _EPS:
         return 0.0
@@ -85,10 +113,16 @@ class UpdateResult:
     :param grad_norm_a: ``||g_a||``, gradient norm of the forget term.
     :param grad_norm_r: ``||g_x|| / retain_norm`` (gradient norm of ``L_r``).
     :param grad_norm_f: ``||g_a|| / forget_norm`` (gradient norm of ``L_f``).
-    :param forget_coef: factor applied to the signed forget gradient.
-    :param forget_step_norm: norm of the forget part of the update, ``forget_coef · ||g_a||``.
-    :param total_grad_norm: norm of the combined gradient before clipping.
+    :param forget_coef: factor applied to the signed forget gradient in the rule's units: the
+        combined gradient is ``grad_scale_x · g_x + forget_coef · grad_scale_a · d``.
+    :param forget_step_norm: norm of the forget part of it, ``forget_coef · grad_scale_a · ||g_a||``
+        (c for ``rescale``).
+    :param total_grad_norm: norm of the combined gradient before clipping, in the rule's units
+        (the number compared with ``max_grad_norm``).
     :param clip_factor: factor of the total-norm clip (1.0 = not clipped).
+    :param grad_scale_x: factor applied to ``g_x`` before combining (``D/retain_norm`` in ``"sum"``
+        units, 1 in ``"mean"``).
+    :param grad_scale_a: factor applied to ``g_a`` (``D/forget_norm``, or 1).
     :param stats: the objective's diagnostics (``L_x``, ``L_a``, weight statistics, ...).
     """
 
@@ -105,6 +139,8 @@ class UpdateResult:
     forget_step_norm: float
     total_grad_norm: float
     clip_factor: float
+    grad_scale_x: float = 1.0
+    grad_scale_a: float = 1.0
     stats: dict[str, float] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, float]:
@@ -158,6 +194,7 @@ def apply_update(
     *,
     max_grad_norm: float | None = 1.0,
     params: Sequence[torch.Tensor] | None = None,
+    grad_units: str | None = None,
 ) -> UpdateResult:
     """Combine the retain and forget gradients by ``rule``, clip, and step ``optimizer``.
 
@@ -165,11 +202,21 @@ def apply_update(
     :param optimizer: its optimizer (``None``: compute everything, set ``.grad``, do not step).
     :param terms: the objective's output at the current parameters.
     :param rule: one of :data:`RULES`.
-    :param scale: the rule's constant (c, ρ, s or η).
-    :param max_grad_norm: total-norm clip after combining (``None``: no clip).
+    :param scale: the rule's constant (c, ρ, s or η); c of ``rescale``/``clip`` is a norm of the
+        gradient of the pixel-sum loss (the reference's unit) unless ``grad_units="mean"``.
+    :param max_grad_norm: total-norm clip after combining, in the same units (``None``: no clip).
     :param params: parameters to update (default: all of ``model`` that require grad).
+    :param grad_units: ``"sum"`` (gradients of the pixel-sum losses of the SISS reference code) or
+        ``"mean"`` (of the pixel-mean losses); ``None``: :func:`default_grad_units` of the rule.
     """
     check_rule(rule, scale)
+    grad_units = default_grad_units(rule) if grad_units is None else grad_units
+    if grad_units not in GRAD_UNITS:
+        raise ValueError(f"grad_units must be one of {GRAD_UNITS} or None, got {grad_units!r}")
+    sx = sa = 1.0
+    if grad_units == "sum":  # the reference's gradients: pixel sums, no paper coefficients
+        sx = terms.loss_elements / terms.retain_norm if terms.retain_norm > 0 else 0.0
+        sa = terms.loss_elements / terms.forget_norm if terms.forget_norm > 0 else 0.0
     params = list(params) if params is not None else [p for p in model.parameters() if p.requires_grad]
     g_x, g_a = compute_gradients(terms, params)
     sign = float(terms.forget_sign)
@@ -178,8 +225,10 @@ def apply_update(
     if rule == "erasediff":
         dot = sign * sum((gx * ga).sum() for gx, ga in zip(g_x, g_a))
     nx, na, dt = torch.stack([norm_x, norm_a, dot.to(norm_x.dtype)]).tolist()
-    coef = forget_coefficient(rule, scale, nx, na, dt)
-    combined = torch._foreach_add(g_x, g_a, alpha=sign * coef)
+    coef = forget_coefficient(rule, scale, sx * nx, sa * na, sx * sa * dt)
+    if sx != 1.0:
+        torch._foreach_mul_(g_x, sx)
+    combined = torch._foreach_add(g_x, g_a, alpha=sign * coef * sa)
     total = _norm(combined).item()
     clip = 1.0
     if max_grad_norm is not None and total > max_grad_norm:
@@ -200,8 +249,8 @@ def apply_update(
         loss=flat.pop("loss"), retain_term=retain_v, forget_term=forget_v,
         L_r=retain_v / terms.retain_norm, L_f=forget_v / terms.forget_norm,
         grad_norm_x=nx, grad_norm_a=na, grad_norm_r=nx / terms.retain_norm,
-        grad_norm_f=na / terms.forget_norm, forget_coef=coef, forget_step_norm=coef * na,
-        total_grad_norm=total, clip_factor=clip, stats=flat,
+        grad_norm_f=na / terms.forget_norm, forget_coef=coef, forget_step_norm=coef * sa * na,
+        total_grad_norm=total, clip_factor=clip, grad_scale_x=sx, grad_scale_a=sa, stats=flat,
     )
 
 
@@ -218,6 +267,7 @@ def siss_step(
     generator: torch.Generator | None = None,
     max_grad_norm: float | None = 1.0,
     importance_sampling: bool = True,
+    grad_units: str | None = None,
 ) -> UpdateResult:
     """One SISS update: :func:`~unlearn_gym.objectives.siss.siss_terms` then :func:`apply_update`.
 
@@ -234,6 +284,7 @@ def siss_step(
     :param generator: random source of noise, timesteps and the mixture draws.
     :param max_grad_norm: total-norm clip.
     :param importance_sampling: ``False``: SISS (No IS) (two forward passes' worth of batch).
+    :param grad_units: ``"sum"``, ``"mean"`` or ``None`` (the rule's default), see :func:`apply_update`.
     """
     from unlearn_gym.objectives.siss import siss_no_is_terms, siss_terms
 
@@ -241,4 +292,4 @@ def siss_step(
         terms = siss_terms(model, schedule, batch, lam, s=s, generator=generator)
     else:
         terms = siss_no_is_terms(model, schedule, batch, s=s, generator=generator)
-    return apply_update(model, optimizer, terms, rule, scale, max_grad_norm=max_grad_norm)
+    return apply_update(model, optimizer, terms, rule, scale, max_grad_norm=max_grad_norm, grad_units=grad_units)
