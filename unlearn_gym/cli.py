@@ -128,6 +128,32 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_unlearn(a: argparse.Namespace) -> int:
+    from unlearn_gym.methods import parse_assignments, run
+    from unlearn_gym.methods.outputs import TensorBoardLog, evaluate_run, write_run
+
+    out = a.out or f"runs/unlearn-{a.method}-{a.preset}-{a.task}-s{a.seed}"
+    params = parse_assignments(a.set or [])
+    with TensorBoardLog(None if a.no_tensorboard else f"{out}/tb") as tb:
+        result = run(a.method, preset=a.preset, task=a.task, steps=a.steps, seed=a.seed,
+                     progress=not a.quiet, callback=tb, **params)
+    paths = write_run(result, out, command=_command())
+    last = result.log[-1]
+    lam = f"λ {last['lambda']:.3f}, " if "lambda" in last else ""
+    state = "DIVERGED at" if result.diverged else "done:"
+    print(f"{result.method} on {result.task} ({result.preset}) {state} {len(result.log)} steps in"
+          f" {result.seconds:.1f} s; last step {lam}loss {last.get('loss', float('nan')):.4f}")
+    print(f"wrote {', '.join(str(p) for p in paths.values())}")
+    if a.eval_samples > 0 and not result.diverged:
+        report = evaluate_run(result, out, samples_per_label=a.eval_samples, forget_samples=a.eval_forget_samples,
+                              steps=a.eval_steps, seed=a.eval_seed, progress=not a.quiet)
+        s = report.summary
+        print(f"label 1: trouser {s['trouser_rate']:.3f}, one {s['one_rate']:.3f}, junk {s['junk_rate']:.3f};"
+              f" retain FID {s['retain_fid']:.2f}, digit accuracy {s['retain_accuracy']:.3f}"
+              f" ({report.timing['total_s']} s). Wrote {out}/metrics.json, metrics.md, samples.png")
+    return 1 if result.diverged else 0
+
+
 def _command() -> str:
     import shlex
 
@@ -199,6 +225,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="output directory (default runs/eval)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("unlearn", help="run a non-RL unlearning method, save and evaluate the model")
+    p.add_argument("--method", required=True, help="registered method, e.g. siss, adaptive-vi, naive-deletion")
+    p.add_argument("--preset", default="tiny")
+    p.add_argument("--task", default="trousers", help="'trousers' or 'erase-<digit>'")
+    p.add_argument("--steps", type=int, help="updates (default: the preset's horizon)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", help="output directory (default runs/unlearn-<method>-<preset>-<task>-s<seed>)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="method or setup parameter, repeatable (e.g. --set lam=0.3 --set rule=rescale)")
+    p.add_argument("--eval-samples", type=int, default=50, help="evaluation samples per retain label (0: skip)")
+    p.add_argument("--eval-forget-samples", type=int, help="evaluation samples of label 1 (default 6x)")
+    p.add_argument("--eval-steps", type=int, default=50, help="DDIM steps of the evaluation")
+    p.add_argument("--eval-seed", type=int, default=0, help="noise seed of the evaluation")
+    p.add_argument("--no-tensorboard", action="store_true", help="CSV log only")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_unlearn)
     return parser
 
 

@@ -1,0 +1,182 @@
+"""The method registry: a method is a :class:`Method` subclass decorated with :func:`register_method`.
+
+Adding a method is one file::
+
+    from unlearn_gym.methods import Method, register_method
+
+    @register_method
+    class MyMethod(Method):
+        name = "my-method"
+        tasks = ("trousers",)            # fnmatch patterns of the tasks it serves
+        summary = "what it does"
+        params = {"alpha": 0.1}          # its own parameters and their defaults
+
+        def step(self, i: int) -> dict[str, float]:
+            ...                          # one update of self.setup.model; return what to log
+
+Import the module once (e.g. in your script) and ``unlearn_gym.methods.run("my-method", ...)`` and
+``unlearn-gym unlearn --method my-method`` find it.
+"""
+
+from __future__ import annotations
+
+import ast
+import fnmatch
+from collections.abc import Iterable
+from typing import Any, ClassVar
+
+from torch import nn
+
+from unlearn_gym.methods.setup import SETUP_PARAMS, UnlearnSetup
+
+
+class Method:
+    """Base class of an unlearning method: parameters, the tasks it serves, and one ``step``.
+
+    Subclasses set the class attributes and implement :meth:`step`; ``__init__`` receives the run's
+    :class:`~unlearn_gym.methods.setup.UnlearnSetup` and the method's own parameters (every key of
+    :attr:`params`, defaults filled in) as ``self.p``.
+
+    :param setup: data, model, optimizer and generator of the run.
+    :param params: the method's own parameters (keys of :attr:`params`).
+    """
+
+    name: ClassVar[str] = ""
+    tasks: ClassVar[tuple[str, ...]] = ("trousers", "erase-*")
+    summary: ClassVar[str] = ""
+    params: ClassVar[dict[str, Any]] = {}
+
+    def __init__(self, setup: UnlearnSetup, **params: Any):
+        self.setup = setup
+        self.p = {**self.params, **params}
+
+    def step(self, i: int) -> dict[str, float]:
+        """One update of ``self.setup.model``; returns the numbers to log (λ, losses, norms).
+
+        :param i: 0-based step index.
+        """
+        raise NotImplementedError
+
+    def output_model(self) -> nn.Module:
+        """The unlearned model (default: the setup's model, updated in place)."""
+        return self.setup.model
+
+    def extra_state(self) -> dict[str, Any]:
+        """Tensors besides the model worth saving with it (e.g. an inference network)."""
+        return {}
+
+
+_REGISTRY: dict[str, type[Method]] = {}
+
+
+def register_method(cls: type[Method]) -> type[Method]:
+    """Class decorator: make a :class:`Method` subclass available by its ``name``.
+
+    :param cls: the subclass (needs a non-empty ``name`` and ``tasks``).
+    :raises ValueError: missing name or tasks, a name already taken by another class, or a
+        parameter that shadows a setup parameter.
+    """
+    if not (isinstance(cls, type) and issubclass(cls, Method)):
+        raise TypeError(f"register_method needs a Method subclass, got {cls!r}")
+    if not cls.name or not cls.tasks:
+        raise ValueError(f"{cls.__name__} needs a non-empty `name` and `tasks` to be registered")
+    clash = sorted(set(cls.params) & set(SETUP_PARAMS))
+    if clash:
+        raise ValueError(f"{cls.__name__}.params {clash} shadow setup parameters; rename them")
+    old = _REGISTRY.get(cls.name)
+    if old is not None and old.__qualname__ != cls.__qualname__:
+        raise ValueError(f"method name {cls.name!r} is taken by {old.__module__}.{old.__qualname__}")
+    _REGISTRY[cls.name] = cls
+    return cls
+
+
+def available_methods() -> list[str]:
+    """Names of the registered methods, sorted."""
+    return sorted(_REGISTRY)
+
+
+def get_method(name: str) -> type[Method]:
+    """The registered method class called ``name``.
+
+    :param name: a registered method name.
+    :raises ValueError: unknown name (the message lists the known ones).
+    """
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise ValueError(
+            f"unknown method {name!r}; known methods: {', '.join(available_methods())}"
+            " (register your own with @register_method)"
+        ) from None
+
+
+def serves(cls: type[Method], task: str) -> bool:
+    """Whether ``cls`` serves ``task`` (its ``tasks`` are fnmatch patterns such as ``erase-*``).
+
+    :param cls: a method class.
+    :param task: a task name.
+    """
+    return any(fnmatch.fnmatchcase(task, pattern) for pattern in cls.tasks)
+
+
+def check_task(cls: type[Method], task: str) -> None:
+    """Raise a clear ``ValueError`` when ``cls`` cannot serve ``task``.
+
+    :param cls: a method class.
+    :param task: a task name.
+    """
+    if not serves(cls, task):
+        others = [n for n in available_methods() if serves(_REGISTRY[n], task)]
+        raise ValueError(
+            f"method {cls.name!r} serves tasks {list(cls.tasks)}, not {task!r};"
+            f" methods that serve {task!r}: {', '.join(others) or 'none'}"
+        )
+
+
+def split_params(cls: type[Method], params: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Split keyword parameters into setup parameters and the method's own.
+
+    :param cls: the method class.
+    :param params: everything the caller passed.
+    :raises ValueError: an unknown parameter (the message lists the accepted ones).
+    """
+    unknown = sorted(set(params) - set(SETUP_PARAMS) - set(cls.params))
+    if unknown:
+        raise ValueError(
+            f"method {cls.name!r} does not take {unknown}; its parameters: {sorted(cls.params)},"
+            f" every method's: {sorted(SETUP_PARAMS)}"
+        )
+    setup = {k: v for k, v in params.items() if k in SETUP_PARAMS}
+    own = {k: v for k, v in params.items() if k in cls.params}
+    return setup, own
+
+
+def parse_value(text: str) -> Any:
+    """A command-line value as Python: numbers, ``true``/``false``, ``none``, tuples, else a string.
+
+    :param text: the text after ``=`` in ``--set key=value``.
+    """
+    low = text.strip().lower()
+    if low in ("true", "false"):
+        return low == "true"
+    if low in ("none", "null"):
+        return None
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def parse_assignments(items: Iterable[str]) -> dict[str, Any]:
+    """``["lam=0.3", "rule=rescale"]`` -> ``{"lam": 0.3, "rule": "rescale"}``.
+
+    :param items: ``key=value`` strings.
+    :raises ValueError: an item without ``=``.
+    """
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"expected key=value, got {item!r} (e.g. --set lam=0.3)")
+        out[key.strip().replace("-", "_")] = parse_value(value)
+    return out
