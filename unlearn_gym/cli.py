@@ -88,8 +88,8 @@ def cmd_sample(a: argparse.Namespace) -> int:
 def cmd_ship(a: argparse.Namespace) -> int:
     from unlearn_gym.pretrained import ship_assets
 
-    q = ship_assets(a.preset, a.ddpm or f"runs/ddpm-{a.preset}.pt",
-                    a.classifier or f"runs/classifier-{a.preset}.pt",
+    classifier = None if a.shipped_classifier else (a.classifier or f"runs/classifier-{a.preset}.pt")
+    q = ship_assets(a.preset, a.ddpm or f"runs/ddpm-{a.preset}.pt", classifier,
                     n_per_label=a.per_label, steps=a.steps, seed=a.seed, command=_command())
     acc = ", ".join(f"{k}: {v['accuracy']:.3f}" for k, v in q["per_label"].items())
     print(f"installed {a.preset} assets. Per-label accuracy ({q['n_per_label']} DDIM-{q['ddim_steps']} samples"
@@ -206,6 +206,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", required=True)
     p.add_argument("--ddpm", help="pretraining checkpoint (default runs/ddpm-<preset>.pt)")
     p.add_argument("--classifier", help="classifier checkpoint (default runs/classifier-<preset>.pt)")
+    p.add_argument("--shipped-classifier", action="store_true",
+                   help="measure with the shipped classifier and install the DDPM only (e.g. a --ratio 0.5 model)")
     p.add_argument("--per-label", type=int, default=100, help="samples per label for the quality figures")
     p.add_argument("--steps", type=int, default=50)
     p.add_argument("--seed", type=int, default=0)

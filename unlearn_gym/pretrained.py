@@ -17,24 +17,36 @@ SHIPPED_PRESETS = ("micro", "tiny")
 #: checkpoint kinds that hold DDPM weights: pretraining runs / EMA exports, unlearned models, and
 #: ``SISSUnlearnEnv.save`` files (the env's current model)
 MODEL_KINDS = ("ddpm", "unlearned", "env-state")
+#: contamination ratio (trousers per real "1") of the default shipped DDPMs
+DEFAULT_RATIO = 0.1
+#: contamination ratios with a shipped DDPM per preset ("heavy" = 0.5: a forget signal well above
+#: the noise of the outcome score)
+SHIPPED_RATIOS = (0.1, 0.5)
 
 
-def asset_path(kind: str, preset: str) -> Path:
-    """Path of a shipped asset (``kind`` is ``"ddpm"`` or ``"classifier"``)."""
+def asset_path(kind: str, preset: str, ratio: float = DEFAULT_RATIO) -> Path:
+    """Path of a shipped asset (``kind`` is ``"ddpm"`` or ``"classifier"``).
+
+    :param kind: ``"ddpm"`` or ``"classifier"``.
+    :param preset: preset name.
+    :param ratio: contamination ratio of the DDPM's training data (one classifier serves all).
+    """
     get_preset(preset)
-    return ASSET_DIR / f"{kind}-{preset}.pt"
+    suffix = "" if kind != "ddpm" or float(ratio) == DEFAULT_RATIO else f"-r{float(ratio):g}"
+    return ASSET_DIR / f"{kind}-{preset}{suffix}.pt"
 
 
-def _shipped(kind: str, preset: str) -> Path:
-    path = asset_path(kind, preset)
+def _shipped(kind: str, preset: str, ratio: float = DEFAULT_RATIO) -> Path:
+    path = asset_path(kind, preset, ratio)
     if not path.is_file():
         hint = (
-            f"`unlearn-gym pretrain --preset {preset}`" if kind == "ddpm"
+            f"`unlearn-gym pretrain --preset {preset} --ratio {ratio:g}`" if kind == "ddpm"
             else f"`unlearn-gym train-classifier --preset {preset}`"
         )
         shipped = ", ".join(SHIPPED_PRESETS)
+        what = f"{kind} (contamination ratio {ratio:g}; shipped ratios {SHIPPED_RATIOS})" if kind == "ddpm" else kind
         raise CheckpointError(
-            f"no shipped {kind} for preset {preset!r} (shipped: {shipped}; known presets:"
+            f"no shipped {what} for preset {preset!r} (shipped presets: {shipped}; known presets:"
             f" {', '.join(PRESETS)}). Train one with {hint} and pass its path."
         )
     return path
@@ -59,14 +71,17 @@ def load_ddpm_file(path: str | os.PathLike, preset: str | None = None) -> Condit
     return model.eval()
 
 
-def load_pretrained(preset: str = "tiny", path: str | os.PathLike | None = None) -> ConditionalUNet:
+def load_pretrained(
+    preset: str = "tiny", path: str | os.PathLike | None = None, ratio: float = DEFAULT_RATIO
+) -> ConditionalUNet:
     """The pretrained (EMA) DDPM of a preset, from the package or from ``path``.
 
     :param preset: ``micro`` or ``tiny`` ship with the package.
     :param path: optional checkpoint to load instead of the shipped one.
-    :raises CheckpointError: unknown/unshipped preset, missing or corrupt file, preset mismatch.
+    :param ratio: contamination ratio of the shipped model (0.1 default, 0.5 "heavy").
+    :raises CheckpointError: unknown/unshipped preset or ratio, missing or corrupt file, preset mismatch.
     """
-    return load_ddpm_file(path if path is not None else _shipped("ddpm", preset), preset)
+    return load_ddpm_file(path if path is not None else _shipped("ddpm", preset, ratio), preset)
 
 
 def load_classifier(preset: str = "tiny", path: str | os.PathLike | None = None) -> Classifier:
@@ -78,15 +93,15 @@ def load_classifier(preset: str = "tiny", path: str | os.PathLike | None = None)
     return load_classifier_file(path if path is not None else _shipped("classifier", preset), preset)
 
 
-def asset_info(kind: str, preset: str) -> dict[str, Any]:
+def asset_info(kind: str, preset: str, ratio: float = DEFAULT_RATIO) -> dict[str, Any]:
     """The sidecar of a shipped asset (command that made it, measured quality)."""
-    return read_sidecar(_shipped(kind, preset))
+    return read_sidecar(_shipped(kind, preset, ratio))
 
 
 def ship_assets(
     preset: str,
     ddpm_checkpoint: str | os.PathLike,
-    classifier_checkpoint: str | os.PathLike,
+    classifier_checkpoint: str | os.PathLike | None,
     *,
     n_per_label: int = 100,
     steps: int = 50,
@@ -102,7 +117,8 @@ def ship_assets(
 
     :param preset: preset of both checkpoints.
     :param ddpm_checkpoint: checkpoint written by ``unlearn-gym pretrain``.
-    :param classifier_checkpoint: checkpoint written by ``unlearn-gym train-classifier``.
+    :param classifier_checkpoint: checkpoint written by ``unlearn-gym train-classifier``; ``None``
+        measures with the shipped classifier and installs the DDPM only (a contamination variant).
     :param n_per_label: samples per label for the quality figures.
     :param steps: DDIM steps.
     :param seed: noise seed.
@@ -115,15 +131,21 @@ def ship_assets(
     from unlearn_gym.eval.quality import model_quality
 
     dest = Path(dest)
-    classifier = load_classifier_file(classifier_checkpoint, preset)
+    ratio = float(read_sidecar(ddpm_checkpoint).get("data", {}).get("ratio", DEFAULT_RATIO))
+    if classifier_checkpoint is None:
+        classifier = load_classifier(preset)
+        cmeta = asset_info("classifier", preset)
+    else:
+        classifier = load_classifier_file(classifier_checkpoint, preset)
+        cmeta = read_sidecar(classifier_checkpoint)
     model = load_ddpm_file(ddpm_checkpoint, preset)
     quality = model_quality(model, classifier, n_per_label=n_per_label, steps=steps, seed=seed)
-    cmeta = read_sidecar(classifier_checkpoint)
     cmeta.pop("versions", None)
-    cmeta["ship_command"] = command
-    save_checkpoint(dest / f"classifier-{preset}.pt", "classifier", preset,
-                    {"model": classifier.state_dict()}, cmeta)
-    export_ema(ddpm_checkpoint, dest / f"ddpm-{preset}.pt",
+    if classifier_checkpoint is not None:
+        cmeta["ship_command"] = command
+        save_checkpoint(dest / f"classifier-{preset}.pt", "classifier", preset,
+                        {"model": classifier.state_dict()}, cmeta)
+    export_ema(ddpm_checkpoint, dest / asset_path("ddpm", preset, ratio).name,
                {"quality": quality, "ship_command": command,
                 "classifier_metrics": cmeta.get("metrics")})
     return quality

@@ -14,7 +14,7 @@ import os
 
 import gymnasium as gym
 
-ENTRY_POINT = "unlearn_gym.envs.siss_env:SISSUnlearnEnv"
+ENTRY_POINT = "unlearn_gym.envs.multi:make_unlearn_env"
 ENV_IDS: dict[str, dict[str, str]] = {
     "SISSUnlearn-v0": {"preset": "tiny", "mode": "episodic"},
     "SISSUnlearnOnline-v0": {"preset": "tiny", "mode": "online"},
@@ -48,7 +48,11 @@ def __getattr__(name: str):
         from unlearn_gym.envs.siss_env import SISSUnlearnEnv
 
         return SISSUnlearnEnv
+    if name == "InstanceSetEnv":
+        from unlearn_gym.envs.multi import InstanceSetEnv
+
+        return InstanceSetEnv
     raise AttributeError(name)
 
 
-__all__ = ["ENV_IDS", "SISSUnlearnEnv", "register_envs"]
+__all__ = ["ENV_IDS", "InstanceSetEnv", "SISSUnlearnEnv", "register_envs"]

@@ -17,15 +17,16 @@ from unlearn_gym.diffusion.samplers import sample
 from unlearn_gym.diffusion.schedule import NoiseSchedule
 from unlearn_gym.envs.encoding import decode_action, encode_observation, observation_bounds
 from unlearn_gym.envs.estimators import Probe, exact_state, initial_state, reference_retain_loss
+from unlearn_gym.envs.outcome import OutcomeConfig, OutcomeScorer
 from unlearn_gym.envs.validation import check_env_arguments
 from unlearn_gym.imaging import image_grid
 from unlearn_gym.objectives import PairSampler, apply_update, check_rule, siss_terms
 from unlearn_gym.presets import get_preset
-from unlearn_gym.pretrained import load_pretrained
+from unlearn_gym.pretrained import load_classifier, load_pretrained
 
 MODES = ("episodic", "online")
 STATES = ("update", "exact")
-REWARDS = ("siss", "probe")
+REWARDS = ("siss", "probe", "outcome")
 ACTIONS = ("lambda", "lambda+scale")
 # constructor arguments that must agree for `load` to accept a saved online run
 _RUN_KEYS = ("preset", "task", "horizon", "lr", "rule", "scale", "batch_size", "lambda_min", "lambda_max",
@@ -176,6 +177,10 @@ class SISSUnlearnEnv(gym.Env[np.ndarray, np.ndarray]):
         render_mode: str | None = None,
         render_cols: int = 8,
         render_steps: int = 10,
+        outcome: bool = True,
+        outcome_config: OutcomeConfig | dict[str, Any] | None = None,
+        shaping: float = 0.0,
+        instance: str | None = None,
     ):
         """Build the env (loads the preset's data and pretrained DDPM once; resets are in memory).
 
@@ -209,12 +214,37 @@ class SISSUnlearnEnv(gym.Env[np.ndarray, np.ndarray]):
         :param render_mode: ``None`` or ``"rgb_array"``.
         :param render_cols: samples per label row of the rendered grid.
         :param render_steps: DDIM steps of the rendered samples.
+        :param outcome: score the model at every episode end (``info["outcome"]``); needed by
+            ``reward="outcome"``.
+        :param outcome_config: an :class:`~unlearn_gym.envs.outcome.OutcomeConfig` (or its fields
+            as a dict): sample counts, DDIM steps, noise seed, tolerance.
+        :param shaping: ``reward="outcome"`` only: weight k of the potential-based shaping
+            ``Φ(θ) = -k L_SISS(θ; 0.5)`` on the fixed probe batch (0 = terminal reward only).
+        :param instance: a named benchmark instance (see :mod:`unlearn_gym.envs.instances`); it fixes
+            preset, task, data_ratio, action and the hyperparameters it names.
         """
+        if instance is not None:
+            from unlearn_gym.envs.instances import apply_instance
+
+            kw = apply_instance(instance, dict(
+                preset=preset, task=task, horizon=horizon, lr=lr, rule=rule, scale=scale,
+                batch_size=batch_size, action=action, scale_range=scale_range, data_ratio=data_ratio,
+                reward=reward))
+            preset, task, horizon, lr = kw["preset"], kw["task"], kw["horizon"], kw["lr"]
+            rule, scale, batch_size, action = kw["rule"], kw["scale"], kw["batch_size"], kw["action"]
+            scale_range, data_ratio, reward = kw["scale_range"], kw["data_ratio"], kw["reward"]
         check_env_arguments(
             horizon=horizon, batch_size=batch_size, probe_size=probe_size, beta=beta, s=s,
             reward_clip=reward_clip, divergence_factor=divergence_factor, max_grad_norm=max_grad_norm,
             lr=lr, weight_decay=weight_decay, render_cols=render_cols, render_steps=render_steps,
+            max_train_digits=max_train_digits,
         )
+        if not (math.isfinite(shaping) and shaping >= 0):
+            raise ValueError(f"shaping must be a finite number >= 0, got {shaping!r}")
+        if reward == "outcome" and not outcome:
+            raise ValueError("reward='outcome' needs outcome=True (the terminal reward is the outcome score)")
+        if shaping and reward != "outcome":
+            raise ValueError(f"shaping applies to reward='outcome' only, got reward={reward!r}")
         p = get_preset(preset)
         for name, val, allowed in (("mode", mode, MODES), ("state", state, STATES),
                                    ("reward", reward, REWARDS), ("action", action, ACTIONS)):
@@ -244,6 +274,7 @@ class SISSUnlearnEnv(gym.Env[np.ndarray, np.ndarray]):
             divergence_factor=float(divergence_factor), reward_clip=float(reward_clip),
             probe_size=int(probe_size or batch_size or p.unlearn_batch), checkpoint=checkpoint,
             data_ratio=float(data_ratio), data_seed=int(data_seed), max_train_digits=max_train_digits,
+            shaping=float(shaping), instance=instance,
         )
         c = self.config
         self.horizon = c["horizon"]
@@ -258,7 +289,7 @@ class SISSUnlearnEnv(gym.Env[np.ndarray, np.ndarray]):
         self.sampler = PairSampler(*task_split(data, task), batch_size=c["batch_size"],
                                    pairing=pairing, x_from=x_from)
         self.schedule = NoiseSchedule()
-        self.model = load_pretrained(p.name, checkpoint).train()
+        self.model = load_pretrained(p.name, checkpoint, ratio=c["data_ratio"]).train()
         self._theta0 = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=c["lr"], weight_decay=c["weight_decay"])
         # fixed, seed-independent quantities at θ_0 (constants, not episode randomness)
@@ -267,6 +298,14 @@ class SISSUnlearnEnv(gym.Env[np.ndarray, np.ndarray]):
         self._obs0 = initial_state(self.model, self.schedule, self.sampler, state, c["s"])
         self._render_noise = torch.randn(10 * self.render_cols, 1, p.resolution, p.resolution,
                                          generator=torch.Generator().manual_seed(0))
+        self.scorer: OutcomeScorer | None = None
+        if outcome:
+            cfg = outcome_config
+            if not isinstance(cfg, OutcomeConfig):
+                cfg = OutcomeConfig(**(cfg or {}))
+            self.scorer = OutcomeScorer(self.model, load_classifier(p.name), task, cfg)
+        self._phi0 = -c["shaping"] * self.probe.loss(self.model, 0.5, c["s"]) if c["shaping"] else 0.0
+        self._phi = self._phi0
         self._gen = torch.Generator()
         self._needs_restore, self._seeded = True, False
         self._t, self.global_step, self._lam_prev = 0, 0, 0.5
@@ -280,6 +319,7 @@ class SISSUnlearnEnv(gym.Env[np.ndarray, np.ndarray]):
         self.optimizer.state.clear()
         self._lam_prev, self._last, self._needs_restore = 0.5, self._obs0, False
         self._retain_ema = self._ref_retain
+        self._phi = self._phi0
 
     def _obs(self) -> np.ndarray:
         l_r, l_f, g_r, g_f = self._last
@@ -303,6 +343,8 @@ class SISSUnlearnEnv(gym.Env[np.ndarray, np.ndarray]):
         self._t = 0
         info = {"step": 0, "global_step": self.global_step, "lambda": self._lam_prev,
                 "diverged": False, "restored": restored}
+        if self.config["instance"] is not None:
+            info["instance"] = self.instance_info()
         return self._obs(), info
 
     def step(self, action):
@@ -337,16 +379,42 @@ class SISSUnlearnEnv(gym.Env[np.ndarray, np.ndarray]):
         diverged = not all(math.isfinite(v) for v in watched) or (
             self._retain_ema > c["divergence_factor"] * self._ref_retain
         )
+        truncated = self._t >= self.horizon and not diverged
         clip = c["reward_clip"]
         loss_term = -min(clip, max(-clip, loss)) if math.isfinite(loss) else -clip
+        outcome_term = shaping_term = 0.0
+        if (diverged or truncated) and self.scorer is not None:
+            info["outcome"] = self.score()
+        if c["reward"] == "outcome":
+            loss_term = 0.0
+            if diverged or truncated:
+                outcome_term = info["outcome"]["outcome"]
+            if c["shaping"]:
+                phi = 0.0 if (diverged or truncated) else -c["shaping"] * self.probe.loss(self.model, 0.5, c["s"])
+                shaping_term, self._phi = phi - self._phi, phi
         smooth = -c["beta"] * (lam - self._lam_prev) ** 2
-        reward = loss_term + smooth
+        reward = loss_term + outcome_term + shaping_term + smooth
         self._lam_prev = lam
         self._needs_restore = self._needs_restore or diverged
-        info.update(reward_terms={"loss": loss_term, "smoothness": smooth}, step=self._t,
-                    global_step=self.global_step, retain_ema=self._retain_ema, diverged=diverged)
-        truncated = self._t >= self.horizon and not diverged
+        info.update(reward_terms={"loss": loss_term, "outcome": outcome_term, "shaping": shaping_term,
+                                  "smoothness": smooth},
+                    step=self._t, global_step=self.global_step, retain_ema=self._retain_ema, diverged=diverged)
         return self._obs(), float(reward), diverged, truncated, info
+
+    def score(self) -> dict[str, Any]:
+        """The outcome score of the current model (see :mod:`unlearn_gym.envs.outcome`)."""
+        if self.scorer is None:
+            raise RuntimeError("this env was made with outcome=False")
+        out = self.scorer.score(self.model)
+        if self.config["instance"] is not None:
+            out["instance"] = self.instance_info()
+        return out
+
+    def instance_info(self) -> dict[str, Any]:
+        """Name, set, split and version of this env's benchmark instance (``{}`` without one)."""
+        from unlearn_gym.envs.instances import instance_info
+
+        return instance_info(self.config["instance"]) if self.config["instance"] else {}
 
     # ----------------------------------------------------------------------------------------
     def render(self) -> np.ndarray | None:

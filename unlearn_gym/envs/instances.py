@@ -1,0 +1,186 @@
+"""Named, versioned benchmark instances and instance sets (in the spirit of DACBench).
+
+An :class:`Instance` is one fully specified unlearning problem: preset (model and data scale),
+task, contamination ratio of the pretrained model, episode budget, batch size, learning rate,
+update rule and its constant, and the action space. An :class:`InstanceSet` groups instances
+into a **train** split (what an agent may train on) and a held-out **test** split (what it is
+judged on). Every set has a version; a result records ``set``, ``version``, ``split`` and the
+instance name (``info["instance"]`` and ``info["outcome"]["instance"]``), so numbers from
+different versions are never mixed.
+
+.. code-block:: python
+
+    env = gym.make("unlearn_gym:SISSUnlearnMicro-v0", instance="micro-heavy-b8")
+    env = gym.make("unlearn_gym:SISSUnlearnMicro-v0", instances="default:train")  # one per reset
+
+The instances and why they are in the set are documented in ``docs/headroom.md`` (measured by
+``benchmarks/headroom.py``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Instance:
+    """One benchmark problem.
+
+    :param name: unique name (what ``instance=`` takes).
+    :param preset: ``"micro"`` or ``"tiny"``.
+    :param task: ``"trousers"`` or ``"erase-<digit>"``.
+    :param data_ratio: contamination ratio of the pretrained model and data (0.1 or 0.5 ship).
+    :param horizon: unlearning steps per episode (the budget).
+    :param batch_size: pairs per step, B.
+    :param lr: AdamW learning rate.
+    :param rule: SISS update rule.
+    :param scale: the rule's constant.
+    :param action: ``"lambda"`` or ``"lambda+scale"``.
+    :param scale_range: range of the second action component (``lambda+scale``).
+    :param reward: the reward the instance is scored with by default.
+    :param description: one line on what makes the instance interesting.
+    """
+
+    name: str
+    preset: str
+    task: str = "trousers"
+    data_ratio: float = 0.5
+    horizon: int = 50
+    batch_size: int = 16
+    lr: float = 5e-5
+    rule: str = "ratio"
+    scale: float = 0.5
+    action: str = "lambda"
+    scale_range: tuple[float, float] | None = None
+    reward: str = "outcome"
+    description: str = ""
+
+    def env_kwargs(self) -> dict[str, Any]:
+        """The constructor arguments this instance fixes."""
+        d = asdict(self)
+        d.pop("name")
+        d.pop("description")
+        return d
+
+
+@dataclass(frozen=True)
+class InstanceSet:
+    """A versioned group of instances with a train and a held-out test split.
+
+    :param name: set name.
+    :param version: bumped whenever an instance changes (results record it).
+    :param description: what the set measures.
+    :param train: instances an agent may train on.
+    :param test: held-out instances it is judged on.
+    """
+
+    name: str
+    version: int
+    description: str
+    train: tuple[Instance, ...]
+    test: tuple[Instance, ...] = field(default_factory=tuple)
+
+    def split(self, name: str) -> tuple[Instance, ...]:
+        """``"train"``, ``"test"`` or ``"all"``."""
+        if name == "train":
+            return self.train
+        if name == "test":
+            return self.test
+        if name == "all":
+            return self.train + self.test
+        raise ValueError(f"split must be 'train', 'test' or 'all', got {name!r}")
+
+
+INSTANCE_SETS: dict[str, InstanceSet] = {}
+
+
+def register_instance_set(instance_set: InstanceSet) -> InstanceSet:
+    """Add a set (its instance names must be new).
+
+    :param instance_set: the set.
+    """
+    known = {i.name for s in INSTANCE_SETS.values() for i in s.split("all")}
+    for inst in instance_set.split("all"):
+        if inst.name in known:
+            raise ValueError(f"instance name {inst.name!r} is already registered")
+        known.add(inst.name)
+    INSTANCE_SETS[instance_set.name] = instance_set
+    return instance_set
+
+
+def _index() -> dict[str, tuple[Instance, InstanceSet, str]]:
+    out = {}
+    for s in INSTANCE_SETS.values():
+        for split in ("train", "test"):
+            for inst in s.split(split):
+                out[inst.name] = (inst, s, split)
+    return out
+
+
+def get_instance(name: str) -> Instance:
+    """Look up an instance by name.
+
+    :param name: instance name.
+    :raises ValueError: listing the known names.
+    """
+    idx = _index()
+    if name not in idx:
+        raise ValueError(f"unknown instance {name!r}; known instances: {sorted(idx)}")
+    return idx[name][0]
+
+
+def instance_info(name: str) -> dict[str, Any]:
+    """``{"name", "set", "version", "split"}`` of an instance (what every result records).
+
+    :param name: instance name.
+    """
+    get_instance(name)
+    inst, s, split = _index()[name]
+    return {"name": inst.name, "set": s.name, "version": s.version, "split": split}
+
+
+def resolve_instances(spec: str | list[str] | tuple[str, ...]) -> list[str]:
+    """Instance names from ``"SET:SPLIT"`` (``SPLIT`` one of train/test/all), ``"SET"`` (= train)
+    or a list of instance names.
+
+    :param spec: the ``instances=`` argument.
+    """
+    if isinstance(spec, str):
+        set_name, _, split = spec.partition(":")
+        if set_name not in INSTANCE_SETS:
+            raise ValueError(f"unknown instance set {set_name!r}; known sets: {sorted(INSTANCE_SETS)}"
+                             " (or pass a list of instance names)")
+        names = [i.name for i in INSTANCE_SETS[set_name].split(split or "train")]
+    else:
+        names = [str(n) for n in spec]
+        for n in names:
+            get_instance(n)
+    if not names:
+        raise ValueError(f"instances={spec!r} selects no instance")
+    return names
+
+
+#: constructor arguments whose default is "the preset's": an explicit value conflicts with an instance
+_PRESET_DEFAULTED = ("horizon", "lr", "rule", "scale", "batch_size", "scale_range")
+
+
+def apply_instance(name: str, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Constructor arguments with the instance's values filled in.
+
+    The instance fixes ``preset``, ``task``, ``data_ratio``, ``action`` and ``reward`` (they
+    replace the registered id's defaults) and the hyperparameters it names. Passing one of the
+    latter explicitly with a different value is an error: drop it, or drop ``instance``.
+
+    :param name: instance name.
+    :param kwargs: the constructor's arguments.
+    """
+    inst = get_instance(name)
+    out = dict(kwargs)
+    for key, val in inst.env_kwargs().items():
+        mine = kwargs.get(key)
+        if key in _PRESET_DEFAULTED and mine is not None and mine != val:
+            raise ValueError(f"instance {name!r} fixes {key}={val!r}, but {key}={mine!r} was passed;"
+                             f" drop {key} or drop instance")
+        out[key] = val
+    return out

@@ -1,0 +1,204 @@
+"""λ policies that need no training, and a rollout helper: what every RL agent must beat.
+
+A policy maps an observation of :class:`~unlearn_gym.envs.siss_env.SISSUnlearnEnv` to an action
+in ``[-1, 1]^d``. Schedules read the episode progress ``t/T`` from the observation (its last
+component), so they work with the plain env, vector envs and wrappers that keep the observation.
+Every policy has Stable-Baselines3's ``predict(obs, state, episode_start, deterministic)``
+signature, so ``stable_baselines3.common.evaluation.evaluate_policy`` accepts it.
+
+Values are given in action units (``-1`` = λ_min, ``0`` = λ = 0.5 for the default range, ``+1`` =
+λ_max; for ``action="lambda+scale"`` the second component is the log-uniform forget scale). A
+scalar value is broadcast to every component.
+
+>>> pol = LinearSchedule(start=1.0, end=-1.0)      # λ from λ_max down to λ_min
+>>> pol(np.array([0, 0, 0, 0, 0.5, 0.5], dtype=np.float32), dim=1)
+array([0.], dtype=float32)
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+Values = float | Sequence[float]
+#: index of ``t/T`` in the observation
+PROGRESS_INDEX = 5
+
+
+def _vec(v: Values, dim: int) -> np.ndarray:
+    a = np.atleast_1d(np.asarray(v, dtype=np.float64))
+    if a.size == 1:
+        a = np.repeat(a, dim)
+    if a.shape != (dim,):
+        raise ValueError(f"expected {dim} action component(s), got {np.asarray(v).tolist()!r}")
+    if not np.all(np.isfinite(a)):
+        raise ValueError(f"policy values must be finite, got {np.asarray(v).tolist()!r}")
+    return np.clip(a, -1.0, 1.0)
+
+
+class Policy:
+    """Base class: ``policy(obs, dim)`` returns an action; ``predict`` mimics SB3."""
+
+    name: str = "policy"
+
+    def action(self, progress: float, dim: int) -> np.ndarray:
+        """The action at episode progress ``t/T`` (override this).
+
+        :param progress: ``t/T`` in [0, 1].
+        :param dim: number of action components.
+        """
+        raise NotImplementedError
+
+    def reset(self, seed: int | None = None) -> None:
+        """Start a new episode (stateful policies reseed here).
+
+        :param seed: optional seed.
+        """
+
+    def __call__(self, obs: np.ndarray, dim: int = 1) -> np.ndarray:
+        progress = float(np.asarray(obs, dtype=np.float64).reshape(-1)[PROGRESS_INDEX])
+        return self.action(progress, dim).astype(np.float32)
+
+    def predict(self, observation: np.ndarray, state: Any = None, episode_start: Any = None,
+                deterministic: bool = True) -> tuple[np.ndarray, None]:
+        """SB3-style batched prediction (``observation`` of shape ``(n_envs, 6)`` or ``(6,)``).
+
+        :param observation: observation(s).
+        :param state: unused (SB3 signature).
+        :param episode_start: unused (SB3 signature).
+        :param deterministic: unused; schedules are deterministic, :class:`RandomPolicy` is not.
+        """
+        obs = np.asarray(observation)
+        dim = getattr(self, "dim", 1)
+        if obs.ndim == 1:
+            return self(obs, dim), None
+        return np.stack([self(o, dim) for o in obs]), None
+
+
+@dataclass
+class ConstantPolicy(Policy):
+    """The same action at every step.
+
+    :param value: action value(s) in [-1, 1].
+    :param dim: action components (for ``predict``; ``__call__`` takes it as an argument).
+    """
+
+    value: Values = 0.0
+    dim: int = 1
+    name: str = "constant"
+
+    def action(self, progress: float, dim: int) -> np.ndarray:
+        return _vec(self.value, dim)
+
+
+@dataclass
+class LinearSchedule(Policy):
+    """Linear interpolation from ``start`` (t = 0) to ``end`` (t = T).
+
+    :param start: action value(s) at the start.
+    :param end: action value(s) at the end.
+    :param dim: action components (for ``predict``).
+    """
+
+    start: Values = 1.0
+    end: Values = -1.0
+    dim: int = 1
+    name: str = "linear"
+
+    def action(self, progress: float, dim: int) -> np.ndarray:
+        return _vec(self.start, dim) + progress * (_vec(self.end, dim) - _vec(self.start, dim))
+
+
+@dataclass
+class CosineSchedule(Policy):
+    """Cosine annealing from ``start`` to ``end`` (slow at both ends).
+
+    :param start: action value(s) at the start.
+    :param end: action value(s) at the end.
+    :param dim: action components (for ``predict``).
+    """
+
+    start: Values = 1.0
+    end: Values = -1.0
+    dim: int = 1
+    name: str = "cosine"
+
+    def action(self, progress: float, dim: int) -> np.ndarray:
+        w = 0.5 * (1.0 - math.cos(math.pi * progress))
+        return _vec(self.start, dim) + w * (_vec(self.end, dim) - _vec(self.start, dim))
+
+
+@dataclass
+class StepSchedule(Policy):
+    """Two phases: ``first`` until progress ``switch``, then ``second``.
+
+    :param first: action value(s) of the first phase.
+    :param second: action value(s) of the second phase.
+    :param switch: progress at which the second phase starts, in (0, 1).
+    :param dim: action components (for ``predict``).
+    """
+
+    first: Values = 1.0
+    second: Values = -1.0
+    switch: float = 0.5
+    dim: int = 1
+    name: str = "two-phase"
+
+    def action(self, progress: float, dim: int) -> np.ndarray:
+        return _vec(self.first if progress < self.switch else self.second, dim)
+
+
+@dataclass
+class RandomPolicy(Policy):
+    """Uniformly random actions in [-1, 1] (its own seeded generator).
+
+    :param seed: seed of the generator (reseeded by :meth:`reset` with a seed).
+    :param dim: action components (for ``predict``).
+    """
+
+    seed: int = 0
+    dim: int = 1
+    name: str = "random"
+    _rng: np.random.Generator = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._rng = np.random.default_rng(self.seed)
+
+    def reset(self, seed: int | None = None) -> None:
+        if seed is not None:
+            self._rng = np.random.default_rng(seed)
+
+    def action(self, progress: float, dim: int) -> np.ndarray:
+        return self._rng.uniform(-1.0, 1.0, size=dim)
+
+
+def rollout(env: Any, policy: Callable[[np.ndarray, int], np.ndarray], seed: int | None = None,
+            options: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Run one episode of ``policy`` and collect what a comparison needs.
+
+    :param env: a (possibly wrapped) unlearn-gym env.
+    :param policy: ``policy(obs, dim) -> action`` (any :class:`Policy`, or a plain function).
+    :param seed: reset seed.
+    :param options: reset options.
+    :returns: ``return`` (sum of rewards), ``steps``, ``lambdas``, ``scales``, ``rewards``,
+        ``losses`` (the paper's L_SISS of each update),
+        ``terminated`` and the final ``info`` (whose ``"outcome"`` holds the outcome score).
+    """
+    if isinstance(policy, Policy):
+        policy.reset(seed)
+    dim = int(env.action_space.shape[0])
+    obs, info = env.reset(seed=seed, options=options)
+    rewards, lambdas, scales, losses = [], [], [], []
+    terminated = truncated = False
+    while not (terminated or truncated):
+        obs, r, terminated, truncated, info = env.step(policy(obs, dim))
+        rewards.append(float(r))
+        lambdas.append(float(info["lambda"]))
+        scales.append(float(info["scale"]))
+        losses.append(float(info["loss"]))
+    return {"return": float(sum(rewards)), "steps": len(rewards), "rewards": rewards, "lambdas": lambdas,
+            "scales": scales, "losses": losses, "terminated": bool(terminated), "info": info}
