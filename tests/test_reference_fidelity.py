@@ -163,3 +163,19 @@ def test_mean_units_differ_from_the_reference(micro):
     terms = siss_terms(model, SCHED, batch, 0.5, noise=inp["noise"], t=inp["t"], u=inp["u"])
     apply_update(model, None, terms, "rescale", 5.0, max_grad_norm=1.0, grad_units="mean")
     assert _cos(_flat([p.grad for p in model.parameters()]), ref["grad"]) < 0.99
+
+
+if __name__ == "__main__":  # the numbers quoted in docs/methods.md
+    base = load_pretrained("micro").train()
+    for lam in (0.1, 0.5, 0.9):
+        inp = _inputs(lam)
+        ref = reference_update(copy.deepcopy(base), inp, lam, 5.0, "rescale")
+        ours = package_update(copy.deepcopy(base), inp, lam, 5.0, "rescale")
+        rel = float((ours["grad"] - ref["grad"]).norm() / ref["grad"].norm())
+        model = copy.deepcopy(base)
+        batch = SISSBatch(inp["x"], inp["y_x"], inp["a"], inp["y_a"], coef_x=coef_x, coef_a=coef_a)
+        terms = siss_terms(model, SCHED, batch, lam, noise=inp["noise"], t=inp["t"], u=inp["u"])
+        apply_update(model, None, terms, "rescale", 5.0, max_grad_norm=1.0, grad_units="mean")
+        old = _cos(_flat([p.grad for p in model.parameters()]), ref["grad"])
+        print(f"λ {lam}: cosine(package, reference) {_cos(ours['grad'], ref['grad']):.6f}, relative L2 error"
+              f" {rel:.1e}; cosine(pixel-mean units, reference) {old:.3f}")
