@@ -8,6 +8,7 @@ from typing import Any
 
 from unlearn_gym.checkpoints import CheckpointError, load_checkpoint, read_sidecar
 from unlearn_gym.diffusion.ema import ema_weights
+from unlearn_gym.diffusion.one_step import OneStepGenerator
 from unlearn_gym.diffusion.unet import ConditionalUNet, build_unet
 from unlearn_gym.eval.classifier import Classifier, load_classifier_file
 from unlearn_gym.presets import PRESETS, get_preset
@@ -52,18 +53,23 @@ def _shipped(kind: str, preset: str, ratio: float = DEFAULT_RATIO) -> Path:
     return path
 
 
-def load_ddpm_file(path: str | os.PathLike, preset: str | None = None) -> ConditionalUNet:
+def load_ddpm_file(path: str | os.PathLike, preset: str | None = None) -> ConditionalUNet | OneStepGenerator:
     """Load DDPM weights (a pretrained EMA export, a training checkpoint, an unlearned model, or the
     current model of a saved environment).
 
-    Training checkpoints contribute their EMA weights. The model is returned in eval mode.
+    Training checkpoints contribute their EMA weights. An unlearned checkpoint of SFD's one-step
+    generator (``extra`` holds ``one_step_generator``) comes back as a
+    :class:`~unlearn_gym.diffusion.one_step.OneStepGenerator`. The model is returned in eval mode.
 
     :param path: checkpoint file.
     :param preset: expected preset (``None``: whatever the file says).
     """
     ck = load_checkpoint(path, MODEL_KINDS, preset)
     state = ema_weights(ck["ema"]) if "ema" in ck else ck["model"]
-    model = build_unet(ck["preset"])
+    model: ConditionalUNet | OneStepGenerator = build_unet(ck["preset"])
+    one_step = (ck.get("extra") or {}).get("one_step_generator")
+    if one_step is not None:
+        model = OneStepGenerator(model, t_star=int(one_step["t_star"]))
     try:
         model.load_state_dict(state)
     except RuntimeError as e:
@@ -79,9 +85,16 @@ def load_pretrained(
     :param preset: ``micro`` or ``tiny`` ship with the package.
     :param path: optional checkpoint to load instead of the shipped one.
     :param ratio: contamination ratio of the shipped model (0.1 default, 0.5 "heavy").
-    :raises CheckpointError: unknown/unshipped preset or ratio, missing or corrupt file, preset mismatch.
+    :raises CheckpointError: unknown/unshipped preset or ratio, missing or corrupt file, preset mismatch,
+        or a one-step generator (SFD's output samples in one pass; it is not a DDPM to start from).
     """
-    return load_ddpm_file(path if path is not None else _shipped("ddpm", preset, ratio), preset)
+    model = load_ddpm_file(path if path is not None else _shipped("ddpm", preset, ratio), preset)
+    if isinstance(model, OneStepGenerator):
+        raise CheckpointError(
+            f"{path} holds SFD's one-step generator, not a DDPM: evaluate or sample it"
+            " (`unlearn-gym evaluate`, `unlearn-gym sample`), but start unlearning from a DDPM checkpoint"
+        )
+    return model
 
 
 def load_classifier(preset: str = "tiny", path: str | os.PathLike | None = None) -> Classifier:

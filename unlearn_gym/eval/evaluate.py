@@ -25,6 +25,7 @@ from unlearn_gym.data import (
     ContaminatedMNIST,
     build_contaminated_mnist,
 )
+from unlearn_gym.diffusion.one_step import is_one_step
 from unlearn_gym.diffusion.samplers import ddim_sample
 from unlearn_gym.diffusion.schedule import NoiseSchedule
 from unlearn_gym.eval.classifier import Classifier
@@ -81,7 +82,11 @@ def draw_samples(
 ) -> torch.Tensor:
     """DDIM samples of ``model`` from fixed ``noise``, in chunks (so a progress bar can follow).
 
-    :param model: ε-prediction UNet.
+    A one-step generator (a model with a ``generate(labels, noise)`` method, e.g.
+    :class:`~unlearn_gym.diffusion.one_step.OneStepGenerator` from SFD) is sampled by that method
+    from the same noise instead; ``steps`` and ``schedule`` are then unused.
+
+    :param model: ε-prediction UNet, or a one-step generator.
     :param labels: one label per image.
     :param noise: initial noise, one image per label (identical noise makes samples comparable).
     :param steps: DDIM steps.
@@ -92,8 +97,11 @@ def draw_samples(
     schedule = schedule if schedule is not None else NoiseSchedule()
     out = []
     for i in range(0, len(labels), batch_size):
-        out.append(ddim_sample(model, schedule, labels[i : i + batch_size], steps=steps,
-                               noise=noise[i : i + batch_size], batch_size=batch_size))
+        if is_one_step(model):
+            out.append(model.generate(labels[i : i + batch_size], noise[i : i + batch_size]))
+        else:
+            out.append(ddim_sample(model, schedule, labels[i : i + batch_size], steps=steps,
+                                   noise=noise[i : i + batch_size], batch_size=batch_size))
         if bar is not None:
             bar.update(len(out[-1]))
     return torch.cat(out)
@@ -226,7 +234,8 @@ def evaluate(
 ) -> EvalReport:
     """Measure a DDPM on the forget side (label 1) and the retain side, paired with a reference.
 
-    :param model: the model to evaluate (e.g. an unlearned UNet).
+    :param model: the model to evaluate (e.g. an unlearned UNet, or a one-step generator with a
+        ``generate(labels, noise)`` method, sampled from the same noise in one pass).
     :param reference_model: the model it is compared with pair-wise (normally the pretrained one);
         ``None`` skips the paired SSIM and the reference column. Passing ``model`` itself reuses its
         samples (SSIM is then 1 by construction).
@@ -295,6 +304,7 @@ def evaluate(
     cfg = {
         "samples_per_label": samples_per_label, "forget_samples": forget_samples, "n_samples": len(labels),
         "steps": steps, "eta": 0.0, "sampler": "ddim", "seed": seed,
+        "model_sampler": "one-step generator" if is_one_step(model) else "ddim",
         "noise": "torch.randn(N, 1, r, r, generator=torch.Generator().manual_seed(seed)), labels sorted 0..9",
         "threshold": threshold, "junk_threshold": junk_threshold,
         "kid_subsets": kid_subsets, "kid_subset_size": kid_subset_size, "kid_seed": seed, "kid_degree": 3,
