@@ -45,6 +45,8 @@ class Method:
     tasks: ClassVar[tuple[str, ...]] = ("trousers", "erase-*")
     summary: ClassVar[str] = ""
     params: ClassVar[dict[str, Any]] = {}
+    #: the method's own defaults of setup parameters (e.g. SFD's ``lr`` 1e-5); the caller's win
+    setup_defaults: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, setup: UnlearnSetup, **params: Any):
         self.setup = setup
@@ -83,6 +85,9 @@ def register_method(cls: type[Method]) -> type[Method]:
     clash = sorted(set(cls.params) & set(SETUP_PARAMS))
     if clash:
         raise ValueError(f"{cls.__name__}.params {clash} shadow setup parameters; rename them")
+    foreign = sorted(set(cls.setup_defaults) - set(SETUP_PARAMS))
+    if foreign:
+        raise ValueError(f"{cls.__name__}.setup_defaults {foreign} are not setup parameters {sorted(SETUP_PARAMS)}")
     old = _REGISTRY.get(cls.name)
     if old is not None and old.__qualname__ != cls.__qualname__:
         raise ValueError(f"method name {cls.name!r} is taken by {old.__module__}.{old.__qualname__}")

@@ -91,6 +91,7 @@ def run(
     cls = get_method(name)
     check_task(cls, task)
     setup_kw, own = split_params(cls, params)
+    setup_kw = {**cls.setup_defaults, **setup_kw}
     steps = int(get_preset(preset).horizon if steps is None else steps)
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
