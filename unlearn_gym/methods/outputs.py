@@ -155,6 +155,37 @@ def evaluate_run(
                       model_name=f"{result.method} on {result.task} ({len(result.log)} steps)",
                       reference_name="pretrained" if result.params.get("checkpoint") is None
                       else str(result.params["checkpoint"]), progress=progress)
+    if result.task.startswith("erase-"):
+        digit = int(result.task[6:])
+        report.summary.update(erase_summary(report.per_class, digit))
+        if report.reference_summary is not None:
+            ref_rows = [{"label": r["label"], "n": r["n"], "accuracy": r.get("reference_accuracy")}
+                        for r in report.per_class]
+            report.reference_summary.update(erase_summary(ref_rows, digit))
     scale = max(2, 32 // report.samples["model"].shape[-1])
     write_evaluation(report, out_dir, scale=scale)
     return report
+
+
+def erase_summary(per_class: list[dict[str, Any]], digit: int) -> dict[str, Any]:
+    """Headline numbers of an ``erase-<digit>`` task from an evaluation's per-class rows.
+
+    ``erased_accuracy``: share of the erased digit's samples the classifier calls that digit
+    (target < 0.1); ``other_digit_accuracy`` / ``min_other_digit_accuracy``: sample-weighted mean and
+    minimum of the per-label accuracy over every other label, 1 included (target >= 0.85).
+
+    :param per_class: ``EvalReport.per_class`` (rows with ``label``, ``accuracy`` and optionally ``n``).
+    :param digit: the erased digit.
+    """
+    rows = {int(r["label"]): r for r in per_class}
+    if digit not in rows:
+        raise ValueError(f"no evaluation row for the erased digit {digit}")
+    others = [r for lab, r in rows.items() if lab != digit and r.get("accuracy") is not None]
+    n = [float(r.get("n") or 1) for r in others]
+    acc = [float(r["accuracy"]) for r in others]
+    return {
+        "erased_digit": digit,
+        "erased_accuracy": rows[digit].get("accuracy"),
+        "other_digit_accuracy": sum(a * w for a, w in zip(acc, n)) / sum(n) if others else None,
+        "min_other_digit_accuracy": min(acc) if others else None,
+    }
