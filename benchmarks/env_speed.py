@@ -2,7 +2,8 @@
 
 For each preset it prints: env steps/s; env step / bare SISS update (one forward, two backward
 passes and the optimizer step on the same model, sampler and batch size; goal <= 1.10); episodic
-reset / step (goal <= 0.2); the cost ratios of ``state="exact"`` and ``reward="probe"``. Timings
+reset / step (goal <= 0.2); the cost ratios of ``state="exact"`` and ``reward="probe"``; the cost
+of the episode-end outcome score relative to a default-length episode (goal <= 0.15 on ``tiny``). Timings
 alternate between the contenders over several rounds and report medians, so a background load
 affects both sides alike.
 
@@ -24,6 +25,7 @@ import torch
 
 import unlearn_gym  # noqa: F401  (registers the ids)
 from unlearn_gym.objectives import siss_step
+from unlearn_gym.presets import get_preset
 from unlearn_gym.pretrained import asset_path
 
 
@@ -59,6 +61,12 @@ def _time_reset(env, n: int) -> float:
     return (time.perf_counter() - t0) / n
 
 
+def _time_score(env) -> float:
+    t0 = time.perf_counter()
+    env.score()
+    return time.perf_counter() - t0
+
+
 def bench(preset: str, rounds: int, steps: int) -> dict[str, float]:
     envs = {"update": _make(preset), "exact": _make(preset, state="exact"), "probe": _make(preset, reward="probe")}
     for e in envs.values():
@@ -66,13 +74,14 @@ def bench(preset: str, rounds: int, steps: int) -> dict[str, float]:
         _time_env(e, 3)  # warm-up
     base = envs["update"]
     _time_bare(base, 3)
-    rows: dict[str, list[float]] = {k: [] for k in ("env", "bare", "reset", "exact", "probe")}
+    rows: dict[str, list[float]] = {k: [] for k in ("env", "bare", "reset", "exact", "probe", "score")}
     for _ in range(rounds):
         rows["env"].append(_time_env(base, steps))
         rows["bare"].append(_time_bare(base, steps))
         rows["reset"].append(_time_reset(base, steps))
         rows["exact"].append(_time_env(envs["exact"], steps))
         rows["probe"].append(_time_env(envs["probe"], steps))
+        rows["score"].append(_time_score(base))
     env_s = statistics.median(rows["env"])
     ratio = statistics.median(e / b for e, b in zip(rows["env"], rows["bare"]))
     return {
@@ -86,6 +95,10 @@ def bench(preset: str, rounds: int, steps: int) -> dict[str, float]:
         "reset_over_step": round(statistics.median(rows["reset"]) / env_s, 4),
         "exact_over_update": round(statistics.median(x / e for x, e in zip(rows["exact"], rows["env"])), 3),
         "probe_over_siss": round(statistics.median(p / e for p, e in zip(rows["probe"], rows["env"])), 3),
+        "outcome_score_s": round(statistics.median(rows["score"]), 3),
+        "outcome_samples": base.scorer.n_samples,
+        "outcome_over_episode": round(statistics.median(
+            sc / (e * get_preset(preset).horizon) for sc, e in zip(rows["score"], rows["env"])), 3),
     }
 
 
@@ -104,7 +117,8 @@ def main() -> None:
         print(json.dumps(r))
         print(f"  {preset}: {r['env_steps_per_s']} env steps/s; env/bare {r['env_over_bare']} (goal <= 1.10); "
               f"reset/step {r['reset_over_step']} (goal <= 0.2); exact/update {r['exact_over_update']}; "
-              f"probe/siss {r['probe_over_siss']}")
+              f"probe/siss {r['probe_over_siss']}; outcome score {r['outcome_score_s']} s = "
+              f"{r['outcome_over_episode']} of a {get_preset(preset).horizon}-step episode (goal <= 0.15)")
 
 
 if __name__ == "__main__":

@@ -55,7 +55,7 @@ def test_reference_scores_zero_and_is_repeatable(scorer):
 def test_outcome_formula(scorer, monkeypatch, forget, retain, one, expected):
     ref = scorer.reference
     m = {"forget": forget * ref["forget"], "one_rate": ref["one_rate"] + (one or 0.0),
-         "retain_mean": ref["retain_mean"] + (retain or 0.0), "retain_worst": 0.5}
+         "retain_mean": ref["retain_mean"] + (retain or 0.0), "retain_worst": 0.5, "per_label": {}}
     monkeypatch.setattr(scorer, "measure", lambda model: m)
     assert scorer.score(None)["outcome"] == pytest.approx(expected)
 

@@ -113,7 +113,8 @@ class OutcomeScorer:
         return len(self.labels)
 
     def measure(self, model: nn.Module) -> dict[str, float]:
-        """Raw measures of ``model``: forget score, one rate, mean and worst retain accuracy."""
+        """Raw measures of ``model``: forget score, one rate, mean and worst retain accuracy, and the
+        accuracy of every retain label (``per_label``)."""
         c = self.config
         images = sample(model, self.schedule, self.labels, steps=c.steps, noise=self.noise)
         with torch.no_grad():
@@ -126,12 +127,10 @@ class OutcomeScorer:
         else:
             forget = float((pred[f] == self.forget_label).float().mean())
             one = float("nan")
-        accs = []
-        for lab in self.retain_labels:
-            m = self.labels == lab
-            accs.append(float((pred[m] == lab).float().mean()))
+        per_label = {lab: float((pred[self.labels == lab] == lab).float().mean()) for lab in self.retain_labels}
+        accs = list(per_label.values())
         return {"forget": forget, "one_rate": one, "retain_mean": sum(accs) / len(accs),
-                "retain_worst": min(accs)}
+                "retain_worst": min(accs), "per_label": per_label}
 
     def score(self, model: nn.Module) -> dict[str, Any]:
         """The outcome of ``model``: raw measures, the combined scalar and standard errors."""
@@ -150,6 +149,7 @@ class OutcomeScorer:
             "forget_removed": removed,
             "retain_mean": m["retain_mean"],
             "retain_worst": m["retain_worst"],
+            "retain_per_label": m["per_label"],
             "one_rate": m["one_rate"],
             "retain_drop": drop,
             "forget_se": _se(m["forget"], c.n_forget),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import os
 from typing import Any, ClassVar
 
 import gymnasium as gym
@@ -11,13 +10,13 @@ import numpy as np
 import torch
 from gymnasium import spaces
 
-from unlearn_gym.checkpoints import load_checkpoint, save_checkpoint
 from unlearn_gym.data import build_contaminated_mnist, task_split
 from unlearn_gym.diffusion.samplers import sample
 from unlearn_gym.diffusion.schedule import NoiseSchedule
 from unlearn_gym.envs.encoding import decode_action, encode_observation, observation_bounds
 from unlearn_gym.envs.estimators import Probe, exact_state, initial_state, reference_retain_loss
 from unlearn_gym.envs.outcome import OutcomeConfig, OutcomeScorer
+from unlearn_gym.envs.persistence import CheckpointMixin
 from unlearn_gym.envs.validation import check_env_arguments
 from unlearn_gym.imaging import image_grid
 from unlearn_gym.objectives import PairSampler, apply_update, check_rule, siss_terms
@@ -28,13 +27,10 @@ MODES = ("episodic", "online")
 STATES = ("update", "exact")
 REWARDS = ("siss", "probe", "outcome")
 ACTIONS = ("lambda", "lambda+scale")
-# constructor arguments that must agree for `load` to accept a saved online run
-_RUN_KEYS = ("preset", "task", "horizon", "lr", "rule", "scale", "batch_size", "lambda_min", "lambda_max",
-             "action", "scale_range", "state", "reward", "beta", "s", "pairing", "x_from", "max_grad_norm",
-             "weight_decay", "probe_size", "data_ratio", "data_seed", "max_train_digits")
 
 
-class SISSUnlearnEnv(gym.Env[np.ndarray, np.ndarray]):
+
+class SISSUnlearnEnv(CheckpointMixin, gym.Env[np.ndarray, np.ndarray]):
     """
     ## Description
 
@@ -86,7 +82,20 @@ class SISSUnlearnEnv(gym.Env[np.ndarray, np.ndarray]):
     noise, timesteps and mixture draws (common random numbers), so consecutive rewards differ by
     the effect of the update, not by sampling noise; it costs one forward pass of `probe_size`.
     The loss term is clipped to ±`reward_clip` (10; a non-finite loss counts as +10).
-    `info["reward_terms"]` holds `loss` and `smoothness`, which sum to the reward.
+
+    `reward="outcome"` (the benchmark's target, not in the paper): 0 at every step and, at the
+    episode's end (truncation or termination), the **outcome score** in [-1, 1] (forgetting that
+    counts only while the retain side stays within a tolerance; see
+    `unlearn_gym.envs.outcome`). Optional potential-based shaping (`shaping=k > 0`, Ng et al. 1999):
+    `F_t = Φ(θ_{t+1}) - Φ(θ_t)` with `Φ(θ) = -k L_SISS(θ; λ=0.5)` on the fixed probe batch and
+    Φ = 0 at the episode's end, so the shaping terms of an episode sum to the constant `-Φ(θ_0)`
+    and the ranking of policies is unchanged; it costs one probe forward pass per step.
+
+    `info["reward_terms"]` holds `loss`, `outcome`, `shaping` and `smoothness` (zero where the
+    reward mode does not use them); they sum to the reward. Whatever the reward, with
+    `outcome=True` (default) the final step's `info["outcome"]` holds the outcome score (forget
+    score, retain mean / worst accuracy, one-rate, the combined scalar and standard errors), measured
+    on fixed noise (common random numbers across episodes and policies).
 
     ## Starting State
 
@@ -95,7 +104,8 @@ class SISSUnlearnEnv(gym.Env[np.ndarray, np.ndarray]):
 
     ## Episode End
 
-    * Truncation: after `horizon` steps (default: the preset's; 100 for `tiny`, 50 for `micro`).
+    * Truncation: after `horizon` steps (default: the preset's; 100 for `tiny`, 50 for `micro`, or
+      the instance's).
     * Termination: `info["diverged"] = True` when a loss or gradient norm is non-finite, or the
       running mean of the retain-loss estimate (an EMA giving the newest step weight 0.1, so one
       unlucky mini-batch cannot trigger it) exceeds `divergence_factor` (10) times the retain loss
@@ -137,10 +147,19 @@ class SISSUnlearnEnv(gym.Env[np.ndarray, np.ndarray]):
       `probe_size` (default B), `checkpoint` (DDPM weights instead of the shipped ones),
       `data_ratio`, `data_seed`, `max_train_digits` (dataset build), `render_mode`
       (`"rgb_array"`), `render_cols`, `render_steps`.
+    * `outcome` (True), `outcome_config` (sample counts, DDIM steps, noise seed, tolerance),
+      `shaping` (see Rewards).
+    * `instance`: a named benchmark instance (`unlearn_gym.envs.instances`): it fixes preset, task,
+      contamination ratio, action space, reward and the hyperparameters it names (passing one of
+      those with another value is an error). `instances="SET:SPLIT"` or a list of names (through
+      `gym.make`) returns an `InstanceSetEnv` that draws one instance per reset.
+    * `data_ratio` also selects the shipped DDPM pretrained on that contamination (0.1 or 0.5).
 
     ## Version History
 
-    * v0: initial version.
+    * v0: initial version; later additions that leave the default dynamics unchanged:
+      `reward="outcome"`, `shaping`, `info["outcome"]`, `instance`/`instances`, the `data_ratio`
+      0.5 model, strict argument checks.
     """
 
     metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"], "render_fps": 4}
@@ -425,52 +444,3 @@ class SISSUnlearnEnv(gym.Env[np.ndarray, np.ndarray]):
         labels = torch.arange(10).repeat_interleave(self.render_cols)
         imgs = sample(self.model, self.schedule, labels, steps=self.render_steps, noise=self._render_noise)
         return image_grid(imgs, nrow=self.render_cols, scale=max(1, 32 // imgs.shape[-1]))
-
-    def save(self, path: str | os.PathLike) -> None:
-        """Checkpoint the running env (θ, optimizer, RNGs, counters) atomically.
-
-        :param path: destination ``.pt`` file (a ``.json`` sidecar is written beside it).
-        """
-        if not self._seeded:
-            raise RuntimeError("nothing to save: call reset() first")
-        payload = {
-            "config": {k: self.config[k] for k in _RUN_KEYS},
-            "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-            "torch_generator": self._gen.get_state(),
-            "np_random": repr(self.np_random.bit_generator.state),
-            "counters": {"t": self._t, "global_step": self.global_step, "lam_prev": self._lam_prev,
-                         "needs_restore": self._needs_restore, "last": list(self._last),
-                         "retain_ema": self._retain_ema},
-        }
-        save_checkpoint(path, "env-state", self.config["preset"], payload,
-                        {"env": "SISSUnlearnEnv", "config": self.config, "global_step": self.global_step})
-
-    def load(self, path: str | os.PathLike) -> None:
-        """Restore a checkpoint written by :meth:`save` into this (identically configured) env.
-
-        :param path: the ``.pt`` file.
-        :raises ValueError: when the saved run was made with different settings.
-        """
-        ck = load_checkpoint(path, "env-state", self.config["preset"])
-        mine = {k: self.config[k] for k in _RUN_KEYS}
-        saved = {k: ck["config"].get(k) for k in _RUN_KEYS}
-        if saved != mine:
-            diff = {k: (saved[k], mine[k]) for k in _RUN_KEYS if saved[k] != mine[k]}
-            raise ValueError(f"{path} was saved with other settings (saved, this env): {diff}")
-        self.model.load_state_dict(ck["model"])
-        self.optimizer.load_state_dict(ck["optimizer"])
-        self._gen.set_state(ck["torch_generator"])
-        if self._np_random is None:
-            self._np_random = np.random.default_rng()
-        self.np_random.bit_generator.state = _literal(ck["np_random"])
-        cnt = ck["counters"]
-        self._t, self.global_step, self._lam_prev = int(cnt["t"]), int(cnt["global_step"]), float(cnt["lam_prev"])
-        self._needs_restore, self._last = bool(cnt["needs_restore"]), tuple(float(v) for v in cnt["last"])
-        self._retain_ema = float(cnt["retain_ema"])
-        self._seeded = True
-
-
-def _literal(text: str) -> Any:
-    import ast
-
-    return ast.literal_eval(text)
