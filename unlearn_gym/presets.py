@@ -30,6 +30,8 @@ class Preset:
     :param unlearn_rule: default SISS update rule (see :mod:`unlearn_gym.objectives.siss`).
     :param unlearn_scale: constant of that rule (ρ for ``ratio``, c for ``rescale``/``clip``; c is a
         norm of the gradient of the pixel-sum loss, the SISS reference code's unit: 5 for MNIST there).
+    :param erase_lr: learning rate for ``erase-<digit>`` tasks (calibrated: docs/headroom.md).
+    :param erase_scale: ``unlearn_rule`` constant for ``erase-<digit>`` tasks.
     :param horizon: default episode length of the unlearning environment.
     :param note: one line on what the preset is for.
     """
@@ -48,6 +50,8 @@ class Preset:
     unlearn_batch: int = 64
     unlearn_rule: str = "ratio"
     unlearn_scale: float = 0.1
+    erase_lr: float = 1e-4
+    erase_scale: float = 1.0
     horizon: int = 100
     note: str = ""
 
@@ -71,6 +75,7 @@ PRESETS: dict[str, Preset] = {
         classifier_epochs=10,
         unlearn_lr=5e-5,  # measured: benchmarks/env_unlearn.py --env SISSUnlearnMicro-v0
         unlearn_scale=0.5,
+        erase_scale=0.5,  # measured: benchmarks/erase_calibration.py --preset micro (1.0 destroys it)
         horizon=50,
         note="8x8, tiny network: fast RL research and CI tests",
     ),
@@ -83,6 +88,7 @@ PRESETS: dict[str, Preset] = {
         pretrain_lr=1e-3,
         unlearn_lr=5e-5,  # measured: benchmarks/env_unlearn.py --env SISSUnlearn-v0
         unlearn_scale=0.5,
+        erase_scale=1.0,  # measured: benchmarks/erase_calibration.py --preset tiny
         horizon=100,
         note="16x16, ~0.6 M parameters: the CPU default",
     ),

@@ -132,7 +132,9 @@ class SISSUnlearnEnv(CheckpointMixin, gym.Env[np.ndarray, np.ndarray]):
     * `task`: `"trousers"` (forget the trousers labelled 1) or `"erase-<digit>"` (forget every
       training image of that digit, the class-erasure setting of SFD).
     * `horizon`, `lr`, `rule`, `scale`, `batch_size`: default to the preset's `horizon`,
-      `unlearn_lr`, `unlearn_rule`, `unlearn_scale`, `unlearn_batch`. Rules: `rescale`, `ratio`,
+      `unlearn_lr`, `unlearn_rule`, `unlearn_scale`, `unlearn_batch`; for `erase-<digit>` tasks
+      `lr` and `scale` default to the preset's calibrated `erase_lr` and `erase_scale` (a constant
+      policy erases the digit within the horizon on `tiny`, docs/headroom.md). Rules: `rescale`, `ratio`,
       `scale`, `clip` (see `unlearn_gym.objectives.update`).
     * `lambda_min`, `lambda_max`: the λ range, a strict sub-interval of (0, 1).
     * `action`: `"lambda"` or `"lambda+scale"`; `scale_range`: `(lo, hi)` of the second component.
@@ -273,8 +275,13 @@ class SISSUnlearnEnv(CheckpointMixin, gym.Env[np.ndarray, np.ndarray]):
             raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
         if not 0.0 < lambda_min < lambda_max < 1.0:
             raise ValueError(f"need 0 < lambda_min < lambda_max < 1, got {lambda_min}, {lambda_max}")
+        erase = task.startswith("erase-")
         rule = p.unlearn_rule if rule is None else rule
-        scale = float(p.unlearn_scale if scale is None else scale)
+        if scale is None:  # class erasure needs a stronger forget push (calibrated, docs/headroom.md)
+            scale = p.erase_scale if erase and rule == p.unlearn_rule else p.unlearn_scale
+        if lr is None:
+            lr = p.erase_lr if erase else p.unlearn_lr
+        scale = float(scale)
         check_rule(rule, scale)
         if rule == "erasediff":
             raise ValueError("the erasediff rule belongs to EraseDiff terms, not to SISS")
@@ -285,7 +292,7 @@ class SISSUnlearnEnv(CheckpointMixin, gym.Env[np.ndarray, np.ndarray]):
             scale_range = (float(scale_range[0]), float(scale_range[1]))
         self.config: dict[str, Any] = dict(
             preset=p.name, mode=mode, task=task, horizon=int(horizon or p.horizon),
-            lr=float(p.unlearn_lr if lr is None else lr), rule=rule, scale=scale,
+            lr=float(lr), rule=rule, scale=scale,
             batch_size=int(batch_size or p.unlearn_batch), lambda_min=float(lambda_min),
             lambda_max=float(lambda_max), action=action, scale_range=scale_range, state=state,
             reward=reward, beta=float(beta), s=float(s), pairing=pairing, x_from=x_from,
