@@ -160,6 +160,13 @@ def cmd_unlearn(a: argparse.Namespace) -> int:
     return 1 if result.diverged else 0
 
 
+def cmd_train_agent(a: argparse.Namespace) -> int:
+    from agents.train import args_from_namespace, train
+
+    train(args_from_namespace(a), command=_command())
+    return 0
+
+
 def _command() -> str:
     import shlex
 
@@ -250,6 +257,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-tensorboard", action="store_true", help="CSV log only")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_unlearn)
+
+    from agents.train import add_arguments as add_agent_arguments  # stdlib only: no torch or SB3 import
+
+    p = sub.add_parser("train-agent", help="train an RL agent (PPO, SAC, TQC, RecurrentPPO, A2C) in either"
+                       " protocol; python -m agents.train")
+    add_agent_arguments(p)
+    p.set_defaults(func=cmd_train_agent)
     return parser
 
 
