@@ -34,8 +34,20 @@ def test_shipped_assets_load_and_record_provenance(preset):
     assert cls["metrics"]["test_accuracy"] > 0.9
 
 
+def test_heavy_contamination_model_ships_for_micro():
+    model = unlearn_gym.load_pretrained("micro", ratio=0.5)
+    assert asset_path("ddpm", "micro", 0.5).name == "ddpm-micro-r0.5.pt"
+    meta = asset_info("ddpm", "micro", 0.5)
+    assert meta["data"]["ratio"] == 0.5 and "--ratio 0.5" in meta["command"]
+    assert meta["quality"]["trouser_rate"] > 2 * asset_info("ddpm", "micro")["quality"]["trouser_rate"]
+    standard = unlearn_gym.load_pretrained("micro")
+    assert any(not torch.equal(a, b) for a, b in zip(model.state_dict().values(), standard.state_dict().values()))
+    with pytest.raises(CheckpointError, match=r"ratio 0.3.*--ratio 0.3"):
+        unlearn_gym.load_pretrained("micro", ratio=0.3)
+
+
 def test_unshipped_and_unknown_presets_give_clear_errors():
-    with pytest.raises(CheckpointError, match=r"no shipped ddpm for preset .mnist28.*unlearn-gym pretrain"):
+    with pytest.raises(CheckpointError, match=r"no shipped ddpm .*for preset .mnist28.*unlearn-gym pretrain"):
         unlearn_gym.load_pretrained("mnist28")
     with pytest.raises(ValueError, match="unknown preset"):
         unlearn_gym.load_classifier("huge")

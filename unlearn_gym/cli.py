@@ -27,7 +27,7 @@ def cmd_pretrain(a: argparse.Namespace) -> int:
 def cmd_info(a: argparse.Namespace) -> int:
     from unlearn_gym.data import DataNotFoundError, build_contaminated_mnist, find_source
     from unlearn_gym.presets import PRESETS
-    from unlearn_gym.pretrained import SHIPPED_PRESETS, asset_path
+    from unlearn_gym.pretrained import SHIPPED_PRESETS, SHIPPED_RATIOS, asset_path
 
     print(f"unlearn-gym {__import__('unlearn_gym').__version__}")
     for name in ("mnist", "fashion"):
@@ -51,8 +51,10 @@ def cmd_info(a: argparse.Namespace) -> int:
           f" trousers, hash {m['content_hash']}")
     for name, p in PRESETS.items():
         shipped = [k for k in ("ddpm", "classifier") if name in SHIPPED_PRESETS and asset_path(k, name).is_file()]
+        shipped += [f"ddpm ratio {r:g}" for r in SHIPPED_RATIOS[1:]
+                    if name in SHIPPED_PRESETS and asset_path("ddpm", name, r).is_file()]
         res = f"{p.resolution}x{p.resolution}"
-        print(f"  preset {name:8s} {res:6s} shipped: {', '.join(shipped) or '-':16s} ({p.note})")
+        print(f"  preset {name:8s} {res:6s} shipped: {', '.join(shipped) or '-':32s} ({p.note})")
     return 0
 
 
