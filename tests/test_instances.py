@@ -115,3 +115,18 @@ def test_mixed_action_spaces_are_refused():
     mixed = [INSTANCE_SETS["default"].train[0].name, INSTANCE_SETS["lambda"].train[0].name]
     with pytest.raises(ValueError, match="share the action space"):
         InstanceSetEnv(mixed)
+
+
+def test_erase_tasks_use_the_calibrated_defaults_and_erase_on_micro():
+    from unlearn_gym.presets import get_preset
+
+    p = get_preset("micro")
+    env = gym.make(MICRO, task="erase-7", horizon=3, outcome=False).unwrapped
+    assert (env.config["lr"], env.config["scale"]) == (p.erase_lr, p.erase_scale)
+    explicit = gym.make(MICRO, task="erase-7", horizon=3, lr=3e-5, scale=0.2, outcome=False).unwrapped
+    assert (explicit.config["lr"], explicit.config["scale"]) == (3e-5, 0.2)
+    # the micro erase instance: a constant policy drives the digit's accuracy from ~0.8 to near 0
+    env = gym.make(MICRO, instance="micro-erase7-h100").unwrapped
+    out = rollout(env, ConstantPolicy(0.0), seed=0)["info"]["outcome"]
+    assert out["reference"]["forget"] > 0.7 and out["forget"] < 0.1, out
+    assert out["retain_mean"] > 0.75, out  # the other digits survive (micro pays ~12 points, see docs)
