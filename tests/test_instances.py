@@ -70,6 +70,7 @@ def test_make_with_instance_applies_it_and_records_it():
     assert env.action_space.shape == (2 if inst.action == "lambda+scale" else 1,)
     _, info = env.reset(seed=0)
     assert info["instance"]["name"] == inst.name and info["instance"]["version"] >= 1
+    assert gym.make(MICRO, instance=inst.name, reward="siss", outcome_config=SMALL).unwrapped.config["reward"] == "siss"
     with pytest.raises(ValueError, match="drop horizon or drop instance"):
         gym.make(MICRO, instance=inst.name, horizon=inst.horizon + 1)
 

@@ -168,9 +168,10 @@ _PRESET_DEFAULTED = ("horizon", "lr", "rule", "scale", "batch_size", "scale_rang
 def apply_instance(name: str, kwargs: dict[str, Any]) -> dict[str, Any]:
     """Constructor arguments with the instance's values filled in.
 
-    The instance fixes ``preset``, ``task``, ``data_ratio``, ``action`` and ``reward`` (they
-    replace the registered id's defaults) and the hyperparameters it names. Passing one of the
-    latter explicitly with a different value is an error: drop it, or drop ``instance``.
+    The instance fixes ``preset``, ``task``, ``data_ratio`` and ``action`` (they replace the
+    registered id's defaults) and the hyperparameters it names: passing one of the latter
+    explicitly with a different value is an error (drop it, or drop ``instance``). Its ``reward``
+    is a default: an explicit ``reward`` wins (e.g. the paper's ``"siss"`` on a benchmark instance).
 
     :param name: instance name.
     :param kwargs: the constructor's arguments.
@@ -182,6 +183,8 @@ def apply_instance(name: str, kwargs: dict[str, Any]) -> dict[str, Any]:
         if key in _PRESET_DEFAULTED and mine is not None and mine != val:
             raise ValueError(f"instance {name!r} fixes {key}={val!r}, but {key}={mine!r} was passed;"
                              f" drop {key} or drop instance")
+        if key == "reward" and mine is not None:
+            continue
         out[key] = val
     return out
 

@@ -181,7 +181,7 @@ class SISSUnlearnEnv(CheckpointMixin, gym.Env[np.ndarray, np.ndarray]):
         action: str = "lambda",
         scale_range: tuple[float, float] | None = None,
         state: str = "update",
-        reward: str = "siss",
+        reward: str | None = None,
         beta: float = 0.1,
         s: float = 0.0,
         pairing: str = "drawn",
@@ -218,7 +218,8 @@ class SISSUnlearnEnv(CheckpointMixin, gym.Env[np.ndarray, np.ndarray]):
         :param action: ``"lambda"`` or ``"lambda+scale"``.
         :param scale_range: ``(lo, hi)`` of the second action component (default scale/10, 10·scale).
         :param state: ``"update"`` or ``"exact"``.
-        :param reward: ``"siss"`` or ``"probe"``.
+        :param reward: ``"siss"`` (default; an instance's own default otherwise), ``"probe"`` or
+            ``"outcome"``.
         :param beta: weight of the smoothness penalty β (λ_t - λ_{t-1})².
         :param s: forget scale s >= 0 of the reward's loss value.
         :param pairing: ``"drawn"`` or ``"same-label"``.
@@ -254,6 +255,7 @@ class SISSUnlearnEnv(CheckpointMixin, gym.Env[np.ndarray, np.ndarray]):
             preset, task, horizon, lr = kw["preset"], kw["task"], kw["horizon"], kw["lr"]
             rule, scale, batch_size, action = kw["rule"], kw["scale"], kw["batch_size"], kw["action"]
             scale_range, data_ratio, reward = kw["scale_range"], kw["data_ratio"], kw["reward"]
+        reward = "siss" if reward is None else reward
         check_env_arguments(
             horizon=horizon, batch_size=batch_size, probe_size=probe_size, beta=beta, s=s,
             reward_clip=reward_clip, divergence_factor=divergence_factor, max_grad_norm=max_grad_norm,
