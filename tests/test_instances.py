@@ -123,7 +123,8 @@ def test_erase_tasks_use_the_calibrated_defaults_and_erase_on_micro():
 
     p = get_preset("micro")
     env = gym.make(MICRO, task="erase-7", horizon=3, outcome=False).unwrapped
-    assert (env.config["lr"], env.config["scale"]) == (p.erase_lr, p.erase_scale)
+    assert (env.config["lr"], env.config["scale"], env.config["batch_size"]) == (
+        p.erase_lr, p.erase_scale, p.erase_batch)
     explicit = gym.make(MICRO, task="erase-7", horizon=3, lr=3e-5, scale=0.2, outcome=False).unwrapped
     assert (explicit.config["lr"], explicit.config["scale"]) == (3e-5, 0.2)
     # the micro erase instance: a constant policy drives the digit's accuracy from ~0.8 to near 0

@@ -133,8 +133,9 @@ class SISSUnlearnEnv(CheckpointMixin, gym.Env[np.ndarray, np.ndarray]):
       training image of that digit, the class-erasure setting of SFD).
     * `horizon`, `lr`, `rule`, `scale`, `batch_size`: default to the preset's `horizon`,
       `unlearn_lr`, `unlearn_rule`, `unlearn_scale`, `unlearn_batch`; for `erase-<digit>` tasks
-      `lr` and `scale` default to the preset's calibrated `erase_lr` and `erase_scale` (a constant
-      policy erases the digit within the horizon on `tiny`, docs/headroom.md). Rules: `rescale`, `ratio`,
+      `lr`, `scale` and `batch_size` default to the preset's calibrated `erase_lr`, `erase_scale`
+      and `erase_batch` (a constant policy erases the digit within the horizon on `tiny`,
+      docs/headroom.md). Rules: `rescale`, `ratio`,
       `scale`, `clip` (see `unlearn_gym.objectives.update`).
     * `lambda_min`, `lambda_max`: the λ range, a strict sub-interval of (0, 1).
     * `action`: `"lambda"` or `"lambda+scale"`; `scale_range`: `(lo, hi)` of the second component.
@@ -283,6 +284,8 @@ class SISSUnlearnEnv(CheckpointMixin, gym.Env[np.ndarray, np.ndarray]):
             scale = p.erase_scale if erase and rule == p.unlearn_rule else p.unlearn_scale
         if lr is None:
             lr = p.erase_lr if erase else p.unlearn_lr
+        if batch_size is None:
+            batch_size = p.erase_batch if erase else p.unlearn_batch
         scale = float(scale)
         check_rule(rule, scale)
         if rule == "erasediff":
