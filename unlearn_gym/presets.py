@@ -52,7 +52,7 @@ class Preset:
     unlearn_rule: str = "ratio"
     unlearn_scale: float = 0.1
     erase_lr: float = 1e-4
-    erase_scale: float = 0.85
+    erase_scale: float = 1.0
     erase_batch: int = 32
     horizon: int = 100
     note: str = ""
@@ -90,7 +90,7 @@ PRESETS: dict[str, Preset] = {
         pretrain_lr=1e-3,
         unlearn_lr=5e-5,  # measured: benchmarks/env_unlearn.py --env SISSUnlearn-v0
         unlearn_scale=0.5,
-        erase_scale=0.85,  # measured: benchmarks/erase_calibration.py --preset tiny (docs/headroom.md)
+        erase_scale=1.0,  # measured: benchmarks/erase_calibration.py --preset tiny (docs/headroom.md)
         horizon=100,
         note="16x16, ~0.6 M parameters: the CPU default",
     ),

@@ -247,11 +247,11 @@ register_instance_set(InstanceSet(
     description=(
         "Class erasure (the SFD setting) with SISS: forget every training image of one digit, keep"
         " the others; the paper's λ action at the calibrated erase defaults (ratio rule, lr 1e-4,"
-        " batch 32; ρ 0.85 on tiny)."
+        " batch 32; ρ 1.0 on tiny)."
         " On tiny a constant policy erases the digit within the horizon (docs/headroom.md)."),
     train=(
         Instance(name="tiny-erase3-h100", preset="tiny", task="erase-3", data_ratio=0.1, horizon=100,
-                 batch_size=32, lr=1e-4, rule="ratio", scale=0.85,
+                 batch_size=32, lr=1e-4, rule="ratio", scale=1.0,
                  description="3 shares strokes with 5 and 8: erasing it without collateral damage is hard"),
         Instance(name="micro-erase7-h100", preset="micro", task="erase-7", data_ratio=0.1, horizon=100,
                  batch_size=32, lr=1e-4, rule="ratio", scale=0.5,
@@ -259,7 +259,7 @@ register_instance_set(InstanceSet(
     ),
     test=(
         Instance(name="tiny-erase7-h100", preset="tiny", task="erase-7", data_ratio=0.1, horizon=100,
-                 batch_size=32, lr=1e-4, rule="ratio", scale=0.85,
+                 batch_size=32, lr=1e-4, rule="ratio", scale=1.0,
                  description="held out: another digit"),
     ),
 ))
