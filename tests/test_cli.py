@@ -53,3 +53,13 @@ def test_evaluate_a_saved_env_model(tmp_path):
                  "--steps", "3", "--quiet", "--out", str(out)]) == 0
     report = json.loads((out / "metrics.json").read_text())
     assert report["preset"] == "micro" and 0 < report["summary"]["retain_ssim"] < 1
+
+
+def test_instances_lists_the_sets(capsys):
+    from unlearn_gym.cli import main
+
+    assert main(["instances"]) == 0
+    out = capsys.readouterr().out
+    assert "default (version 1)" in out and "micro-heavy-scale-b8-h30" in out and "test " in out
+    assert main(["instances", "--set", "nope"]) == 2
+    assert "known sets" in capsys.readouterr().err

@@ -169,6 +169,22 @@ def cmd_train_agent(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_instances(a: argparse.Namespace) -> int:
+    from unlearn_gym.envs.instances import INSTANCE_SETS
+
+    if a.set and a.set not in INSTANCE_SETS:
+        raise ValueError(f"unknown instance set {a.set!r}; known sets: {sorted(INSTANCE_SETS)}")
+    sets = [INSTANCE_SETS[a.set]] if a.set else list(INSTANCE_SETS.values())
+    for s in sets:
+        print(f"{s.name} (version {s.version}): {s.description}")
+        for split in ("train", "test"):
+            for i in s.split(split):
+                print(f"  {split:5s} {i.name:34s} {i.preset:5s} {i.task:9s} contamination {i.data_ratio:g}, T"
+                      f" {i.horizon}, B {i.batch_size}, lr {i.lr:g}, rule {i.rule} {i.scale:g}, action {i.action},"
+                      f" reward {i.reward}")
+    return 0
+
+
 def _command() -> str:
     import shlex
 
@@ -192,6 +208,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="trousers per real '1' in the training mix (0.1 = the default model, 0.5 = 'heavy')")
     _add_data_args(p)
     p.set_defaults(func=cmd_pretrain)
+
+    p = sub.add_parser("instances", help="list the benchmark instance sets (train / test splits, versions)")
+    p.add_argument("--set", help="only this set")
+    p.set_defaults(func=cmd_instances)
 
     p = sub.add_parser("info", help="which data sources were found, dataset counts, shipped models")
     p.add_argument("--preset", default="tiny")
