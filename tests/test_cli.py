@@ -60,6 +60,6 @@ def test_instances_lists_the_sets(capsys):
 
     assert main(["instances"]) == 0
     out = capsys.readouterr().out
-    assert "default (version 1)" in out and "micro-heavy-scale-b8-h30" in out and "test " in out
+    assert "default (version 2)" in out and "micro-heavy-scale-b8-h30" in out and "test " in out
     assert main(["instances", "--set", "nope"]) == 2
     assert "known sets" in capsys.readouterr().err

@@ -131,4 +131,5 @@ def test_erase_tasks_use_the_calibrated_defaults_and_erase_on_micro():
     env = gym.make(MICRO, instance="micro-erase7-h100").unwrapped
     out = rollout(env, ConstantPolicy(0.0), seed=0)["info"]["outcome"]
     assert out["reference"]["forget"] > 0.7 and out["forget"] < 0.1, out
-    assert out["retain_mean"] > 0.75, out  # the other digits survive (micro pays ~12 points, see docs)
+    # the other digits survive, damaged (micro pays ~20 points of confident accuracy, see docs/headroom.md)
+    assert out["reference"]["retain_mean"] - out["retain_mean"] < 0.35, out

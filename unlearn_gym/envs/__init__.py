@@ -5,7 +5,9 @@ through ``gym.make(id, **kwargs)``):
 
 * ``SISSUnlearn-v0``: ``tiny`` preset, episodic;
 * ``SISSUnlearnOnline-v0``: ``tiny`` preset, online;
-* ``SISSUnlearnMicro-v0``: ``micro`` preset, episodic.
+* ``SISSUnlearnMicro-v0``: ``micro`` preset, episodic;
+* ``SISSUnlearnVAE-v0``: ``micro`` preset, episodic, the class-conditional VAE instead of the DDPM
+  (``model="cvae"``; an env step costs a small fraction of a DDPM step: fast RL research).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ ENV_IDS: dict[str, dict[str, str]] = {
     "SISSUnlearn-v0": {"preset": "tiny", "mode": "episodic"},
     "SISSUnlearnOnline-v0": {"preset": "tiny", "mode": "online"},
     "SISSUnlearnMicro-v0": {"preset": "micro", "mode": "episodic"},
+    "SISSUnlearnVAE-v0": {"preset": "micro", "mode": "episodic", "model": "cvae"},
 }
 
 

@@ -1,4 +1,10 @@
-"""State and reward estimators of the unlearning env: exact state, initial state, probe batch."""
+"""State and reward estimators of the unlearning env: exact state, initial state, probe batch.
+
+Every function takes the model family's noise object where a DDPM takes its schedule (a
+:class:`~unlearn_gym.diffusion.schedule.NoiseSchedule`, or the VAE's
+:class:`~unlearn_gym.objectives.vae.VAENoise`) and calls that family's objectives
+(:func:`~unlearn_gym.objectives.family.objectives_for`).
+"""
 
 from __future__ import annotations
 
@@ -6,14 +12,10 @@ import torch
 from torch import nn
 
 from unlearn_gym.diffusion.schedule import NoiseSchedule
-from unlearn_gym.objectives import (
-    PairSampler,
-    SISSBatch,
-    denoising_loss,
-    gradient_norms,
-    siss_no_is_terms,
-    siss_terms,
-)
+from unlearn_gym.objectives import PairSampler, SISSBatch, VAENoise, gradient_norms, objectives_for
+
+#: a family's noise object: the DDPM's schedule or the VAE's fixed level
+Noise = NoiseSchedule | VAENoise
 
 #: Seed of the generator that draws the fixed probe batch and the θ_0 state (a constant, so these
 #: quantities are the same for every episode seed).
@@ -25,32 +27,33 @@ def _params(model: nn.Module) -> list[torch.Tensor]:
 
 
 def exact_state(
-    model: nn.Module, schedule: NoiseSchedule, sampler: PairSampler, generator: torch.Generator
+    model: nn.Module, schedule: Noise, sampler: PairSampler, generator: torch.Generator
 ) -> tuple[float, float, float, float]:
     """Plain ``(L_r, L_f, ||∇L_r||, ||∇L_f||)`` on a fresh batch (x from X\\A, a from A, shared ε, t).
 
     One forward pass of ``2B`` and two backward passes; ``.grad`` is not touched.
 
-    :param model: the DDPM at θ_{t+1}.
-    :param schedule: its noise schedule.
+    :param model: the DDPM (or VAE) at θ_{t+1}.
+    :param schedule: its noise schedule (or noise level).
     :param sampler: the env's sampler (batch size ``B``).
     :param generator: the env's random source.
     """
     x, y = sampler.sample_retain(generator)
     a, y_a = sampler.sample_forget(generator)
-    terms = siss_no_is_terms(model, schedule, SISSBatch(x, y, a, y_a, 1.0, 1.0), generator=generator)
+    no_is = objectives_for(schedule).no_is
+    terms = no_is(model, schedule, SISSBatch(x, y, a, y_a, 1.0, 1.0), generator=generator)
     nx, na = gradient_norms(terms, _params(model))
     vals = torch.stack([terms.stats["L_x"], terms.stats["L_a"]]).tolist()
     return vals[0], vals[1], nx, na
 
 
 def initial_state(
-    model: nn.Module, schedule: NoiseSchedule, sampler: PairSampler, state: str, s: float = 0.0
+    model: nn.Module, schedule: Noise, sampler: PairSampler, state: str, s: float = 0.0
 ) -> tuple[float, float, float, float]:
     """The state features at θ_0 on a fixed batch (computed once; resets reuse it).
 
-    :param model: the DDPM at θ_0.
-    :param schedule: its noise schedule.
+    :param model: the DDPM (or VAE) at θ_0.
+    :param schedule: its noise schedule (or noise level).
     :param sampler: the env's sampler.
     :param state: ``"update"`` (importance-weighted terms at λ = 0.5) or ``"exact"``.
     :param s: forget scale of the loss value.
@@ -58,47 +61,43 @@ def initial_state(
     gen = torch.Generator().manual_seed(PROBE_SEED + 1)
     if state == "exact":
         return exact_state(model, schedule, sampler, gen)
-    terms = siss_terms(model, schedule, sampler.sample(gen), 0.5, s=s, generator=gen)
+    terms = objectives_for(schedule).siss(model, schedule, sampler.sample(gen), 0.5, s=s, generator=gen)
     nx, na = gradient_norms(terms, _params(model))
     r, f = torch.stack([terms.retain.detach(), terms.forget.detach()]).tolist()
     return r / terms.retain_norm, f / terms.forget_norm, nx / terms.retain_norm, na / terms.forget_norm
 
 
 class Probe:
-    """A fixed probe batch with fixed noise, timesteps and mixture uniforms (common random numbers).
+    """A fixed probe batch with fixed noise, timesteps (DDPM) or latent draws (VAE) and mixture
+    uniforms (common random numbers).
 
     :param sampler: where the probe pairs come from (drawn once, with a constant seed).
-    :param schedule: the noise schedule.
+    :param schedule: the noise schedule (or the VAE's noise level).
     :param size: number of probe pairs.
     :param resolution: image side.
     """
 
-    def __init__(self, sampler: PairSampler, schedule: NoiseSchedule, size: int, resolution: int):
+    def __init__(self, sampler: PairSampler, schedule: Noise, size: int, resolution: int):
         gen = torch.Generator().manual_seed(PROBE_SEED)
         self.schedule = schedule
+        self.objectives = objectives_for(schedule)
         self.batch = sampler.sample(gen, size)
-        shape = (size, 1, resolution, resolution)
-        self.noise = torch.randn(shape, generator=gen)
-        self.t = schedule.sample_timesteps(size, gen)
-        self.u = torch.rand(size, generator=gen)
-        self.other_noise = torch.randn(shape, generator=gen)
-        self.other_t = schedule.sample_timesteps(size, gen)
+        self.crn = self.objectives.draw_crn(schedule, (size, 1, resolution, resolution), gen)
 
     @torch.no_grad()
     def terms(self, model: nn.Module, lam: float, s: float = 0.0):
         """The objective's terms on the probe batch (no graph).
 
-        :param model: the DDPM.
+        :param model: the DDPM (or VAE).
         :param lam: λ.
         :param s: forget scale of the loss value.
         """
-        return siss_terms(model, self.schedule, self.batch, lam, s=s, noise=self.noise, t=self.t, u=self.u,
-                          other_noise=self.other_noise, other_t=self.other_t)
+        return self.objectives.siss(model, self.schedule, self.batch, lam, s=s, **self.crn)
 
     def loss(self, model: nn.Module, lam: float, s: float = 0.0) -> float:
         """``L_SISS(θ; λ)`` on the probe batch.
 
-        :param model: the DDPM.
+        :param model: the DDPM (or VAE).
         :param lam: λ.
         :param s: forget scale of the loss value.
         """
@@ -108,15 +107,16 @@ class Probe:
 
 @torch.no_grad()
 def reference_retain_loss(
-    model: nn.Module, schedule: NoiseSchedule, sampler: PairSampler, n: int = 1024
+    model: nn.Module, schedule: Noise, sampler: PairSampler, n: int = 1024
 ) -> float:
-    """Plain denoising loss of ``n`` fixed retain samples with fixed ε and t (divergence reference).
+    """Plain loss of ``n`` fixed retain samples with fixed randomness (divergence reference): the
+    denoising loss (fixed ε and t) of a DDPM, the VAE loss (fixed ε and ξ) of a VAE.
 
-    :param model: the DDPM (at θ_0).
-    :param schedule: its noise schedule.
+    :param model: the DDPM or VAE (at θ_0).
+    :param schedule: its noise schedule (or noise level).
     :param sampler: the env's sampler.
     :param n: number of samples.
     """
     gen = torch.Generator().manual_seed(PROBE_SEED + 2)
     x, y = sampler.sample_retain(gen, n)
-    return float(denoising_loss(model, schedule, x, y, generator=gen))
+    return float(objectives_for(schedule).plain_loss(model, schedule, x, y, generator=gen))

@@ -3,6 +3,7 @@
 The paper's reward (−L_SISS) does not say whether unlearning worked: importance sampling makes its
 expectation independent of λ. The outcome score measures the result directly, the way
 DACBench-style benchmarks use the target algorithm's own metric. The model is sampled with DDIM
+(a model with a ``generate(labels, noise)`` method, e.g. the VAE, by that method: prior samples)
 from **fixed initial noise** (common random numbers: every episode and every policy is scored on
 the same noise, so two policies' scores differ by what they did to the model, not by sampling
 luck), and the evaluator classifier that ships with the preset scores the samples.
@@ -10,9 +11,12 @@ luck), and the evaluator classifier that ships with the preset scores the sample
 * **forget score** ``F``: for ``task="trousers"`` the confident-trouser rate of label-1 samples
   (softmax > 0.9); for ``erase-<d>`` the classifier's accuracy on label-``d`` samples. Lower is
   better.
-* **retain score**: ``R`` the mean and ``R_worst`` the worst per-digit accuracy over the retain
-  labels (every label except the forget label), and for ``trousers`` the confident-one rate ``O``
-  of the label-1 samples (the real ones must stay).
+* **retain score**: ``R`` the mean and ``R_worst`` the worst per-digit **confident accuracy**
+  (classified as the label with softmax > 0.9) over the retain labels (every label except the
+  forget label), and for ``trousers`` the confident-one rate ``O`` of the label-1 samples (the real
+  ones must stay). Confident, not argmax, accuracy: with few DDIM steps the samples of a damaged
+  model are still classified correctly but with less confidence (score version 1 used argmax
+  accuracy and missed retain damage that a DDIM-50 evaluation shows; docs/headroom.md).
 * **outcome** (the scalar, in ``[-1, 1]``, higher is better)::
 
       removed = (F_0 - F) / F_0                      share of the forget signal removed
@@ -22,6 +26,8 @@ luck), and the evaluator classifier that ships with the preset scores the sample
   ``F_0, R_0, O_0`` are the same measures of the starting model θ_0 on the same noise. Forgetting
   counts in full while the retain side stays within ``tol`` (5 points by default); every further
   ``tol`` of damage costs one whole unit, so destroying the model scores below doing nothing (0).
+
+``info["outcome"]["version"]`` is :data:`OUTCOME_VERSION`; compare scores of one version only.
 
 Standard errors are binomial (``sqrt(p(1-p)/n)``); ``outcome_se`` propagates the forget part
 (``se(F)/F_0``), which dominates while the retain side is within tolerance.
@@ -37,9 +43,12 @@ import torch
 from torch import nn
 
 from unlearn_gym.data import CONTAMINATED_LABEL, NUM_LABELS, TROUSER_CLASS
-from unlearn_gym.diffusion.samplers import sample
+from unlearn_gym.diffusion.one_step import sample_images
 from unlearn_gym.diffusion.schedule import NoiseSchedule
 from unlearn_gym.eval.classifier import Classifier
+
+#: bumped whenever the definition of the score changes (2: retain side by confident accuracy)
+OUTCOME_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -113,10 +122,10 @@ class OutcomeScorer:
         return len(self.labels)
 
     def measure(self, model: nn.Module) -> dict[str, float]:
-        """Raw measures of ``model``: forget score, one rate, mean and worst retain accuracy, and the
-        accuracy of every retain label (``per_label``)."""
+        """Raw measures of ``model``: forget score, one rate, mean and worst retain (confident)
+        accuracy, and that of every retain label (``per_label``)."""
         c = self.config
-        images = sample(model, self.schedule, self.labels, steps=c.steps, noise=self.noise)
+        images = sample_images(model, self.schedule, self.labels, self.noise, steps=c.steps)
         with torch.no_grad():
             probs = self.classifier.predict_proba(images)
         conf, pred = probs.max(1)
@@ -127,7 +136,9 @@ class OutcomeScorer:
         else:
             forget = float((pred[f] == self.forget_label).float().mean())
             one = float("nan")
-        per_label = {lab: float((pred[self.labels == lab] == lab).float().mean()) for lab in self.retain_labels}
+        confident = conf > c.threshold
+        per_label = {lab: float(((pred == lab) & confident)[self.labels == lab].float().mean())
+                     for lab in self.retain_labels}
         accs = list(per_label.values())
         return {"forget": forget, "one_rate": one, "retain_mean": sum(accs) / len(accs),
                 "retain_worst": min(accs), "per_label": per_label}
@@ -157,5 +168,6 @@ class OutcomeScorer:
             "retain_se": _se(m["retain_mean"], c.n_per_retain * len(self.retain_labels)),
             "reference": dict(ref),
             "task": self.task,
+            "version": OUTCOME_VERSION,
             "config": asdict(c),
         }

@@ -12,7 +12,9 @@ from unlearn_gym.checkpoints import load_checkpoint, save_checkpoint
 # constructor arguments that must agree for `load` to accept a saved online run
 RUN_KEYS = ("preset", "task", "horizon", "lr", "rule", "scale", "batch_size", "lambda_min", "lambda_max",
             "action", "scale_range", "state", "reward", "beta", "s", "pairing", "x_from", "max_grad_norm",
-            "weight_decay", "probe_size", "data_ratio", "data_seed", "max_train_digits")
+            "weight_decay", "probe_size", "data_ratio", "data_seed", "max_train_digits", "model")
+#: values of run keys added after files were first written (an older file holds a DDPM run)
+RUN_KEY_DEFAULTS = {"model": "ddpm"}
 
 
 class CheckpointMixin:
@@ -45,7 +47,7 @@ class CheckpointMixin:
         """
         ck = load_checkpoint(path, "env-state", self.config["preset"])
         mine = {k: self.config[k] for k in RUN_KEYS}
-        saved = {k: ck["config"].get(k) for k in RUN_KEYS}
+        saved = {k: ck["config"].get(k, RUN_KEY_DEFAULTS.get(k)) for k in RUN_KEYS}
         if saved != mine:
             diff = {k: (saved[k], mine[k]) for k in RUN_KEYS if saved[k] != mine[k]}
             raise ValueError(f"{path} was saved with other settings (saved, this env): {diff}")

@@ -11,15 +11,14 @@ import torch
 from gymnasium import spaces
 
 from unlearn_gym.data import build_contaminated_mnist, task_split
-from unlearn_gym.diffusion.samplers import sample
-from unlearn_gym.diffusion.schedule import NoiseSchedule
+from unlearn_gym.diffusion.one_step import sample_images
 from unlearn_gym.envs.encoding import decode_action, encode_observation, observation_bounds
 from unlearn_gym.envs.estimators import Probe, exact_state, initial_state, reference_retain_loss
 from unlearn_gym.envs.outcome import OutcomeConfig, OutcomeScorer
 from unlearn_gym.envs.persistence import CheckpointMixin
 from unlearn_gym.envs.validation import check_env_arguments
 from unlearn_gym.imaging import image_grid
-from unlearn_gym.objectives import PairSampler, apply_update, check_rule, siss_terms
+from unlearn_gym.objectives import MODEL_FAMILIES, PairSampler, apply_update, check_rule, family_noise, objectives_for
 from unlearn_gym.presets import get_preset
 from unlearn_gym.pretrained import load_classifier, load_pretrained
 
@@ -157,12 +156,19 @@ class SISSUnlearnEnv(CheckpointMixin, gym.Env[np.ndarray, np.ndarray]):
       those with another value is an error). `instances="SET:SPLIT"` or a list of names (through
       `gym.make`) returns an `InstanceSetEnv` that draws one instance per reset.
     * `data_ratio` also selects the shipped DDPM pretrained on that contamination (0.1 or 0.5).
+    * `model`: `"ddpm"` (default) or `"cvae"`, the class-conditional VAE of METHOD.md §6b (the
+      shipped `cvae-<preset>` weights; `SISSUnlearnVAE-v0`). Everything above holds for both: the
+      VAE's SISS objective (`unlearn_gym.objectives.vae`) has one fixed noise level σ = 0.3 instead
+      of a timestep, the same mixture, weights, terms and update rules, and its per-sample loss is
+      its negative ELBO (reconstruction of x, resp. a, from m, plus 0.5 KL). `lr` and `scale`
+      default to the VAE's own (`unlearn_gym.vae.CVAE_CONFIGS`: lr 1e-3, ratio ρ 0.1); the
+      outcome score and `render` draw prior samples from the same fixed noise.
 
     ## Version History
 
     * v0: initial version; later additions that leave the default dynamics unchanged:
       `reward="outcome"`, `shaping`, `info["outcome"]`, `instance`/`instances`, the `data_ratio`
-      0.5 model, strict argument checks.
+      0.5 model, strict argument checks, `model="cvae"`.
     """
 
     metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"], "render_fps": 4}
@@ -203,6 +209,7 @@ class SISSUnlearnEnv(CheckpointMixin, gym.Env[np.ndarray, np.ndarray]):
         outcome_config: OutcomeConfig | dict[str, Any] | None = None,
         shaping: float = 0.0,
         instance: str | None = None,
+        model: str = "ddpm",
     ):
         """Build the env (loads the preset's data and pretrained DDPM once; resets are in memory).
 
@@ -245,6 +252,7 @@ class SISSUnlearnEnv(CheckpointMixin, gym.Env[np.ndarray, np.ndarray]):
             ``Φ(θ) = -k L_SISS(θ; 0.5)`` on the fixed probe batch (0 = terminal reward only).
         :param instance: a named benchmark instance (see :mod:`unlearn_gym.envs.instances`); it fixes
             preset, task, data_ratio, action and the hyperparameters it names.
+        :param model: model family: ``"ddpm"`` or ``"cvae"`` (the class-conditional VAE).
         """
         if instance is not None:
             from unlearn_gym.envs.instances import apply_instance
@@ -279,6 +287,15 @@ class SISSUnlearnEnv(CheckpointMixin, gym.Env[np.ndarray, np.ndarray]):
         if not 0.0 < lambda_min < lambda_max < 1.0:
             raise ValueError(f"need 0 < lambda_min < lambda_max < 1, got {lambda_min}, {lambda_max}")
         erase = task.startswith("erase-")
+        if model not in MODEL_FAMILIES:
+            raise ValueError(f"model must be one of {MODEL_FAMILIES}, got {model!r}")
+        if model == "cvae":  # the VAE's own defaults (METHOD.md §6b: ratio rule, ρ 0.1)
+            from unlearn_gym.vae import cvae_config
+
+            vae_defaults = cvae_config(p)
+            lr = vae_defaults.unlearn_lr if lr is None else lr
+            if scale is None and rule in (None, p.unlearn_rule):
+                scale = vae_defaults.unlearn_scale
         rule = p.unlearn_rule if rule is None else rule
         if scale is None:  # class erasure needs a stronger forget push (calibrated, docs/headroom.md)
             scale = p.erase_scale if erase and rule == p.unlearn_rule else p.unlearn_scale
@@ -305,7 +322,7 @@ class SISSUnlearnEnv(CheckpointMixin, gym.Env[np.ndarray, np.ndarray]):
             divergence_factor=float(divergence_factor), reward_clip=float(reward_clip),
             probe_size=int(probe_size or batch_size or p.unlearn_batch), checkpoint=checkpoint,
             data_ratio=float(data_ratio), data_seed=int(data_seed), max_train_digits=max_train_digits,
-            shaping=float(shaping), instance=instance,
+            shaping=float(shaping), instance=instance, model=model,
         )
         c = self.config
         self.horizon = c["horizon"]
@@ -319,8 +336,9 @@ class SISSUnlearnEnv(CheckpointMixin, gym.Env[np.ndarray, np.ndarray]):
                                         max_train_digits=max_train_digits)
         self.sampler = PairSampler(*task_split(data, task), batch_size=c["batch_size"],
                                    pairing=pairing, x_from=x_from)
-        self.schedule = NoiseSchedule()
-        self.model = load_pretrained(p.name, checkpoint, ratio=c["data_ratio"]).train()
+        self.schedule = family_noise(model)  # the DDPM's schedule, or the VAE's fixed noise level
+        self._siss = objectives_for(self.schedule).siss
+        self.model = load_pretrained(p.name, checkpoint, ratio=c["data_ratio"], model=model).train()
         self._theta0 = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=c["lr"], weight_decay=c["weight_decay"])
         # fixed, seed-independent quantities at θ_0 (constants, not episode randomness)
@@ -389,7 +407,7 @@ class SISSUnlearnEnv(CheckpointMixin, gym.Env[np.ndarray, np.ndarray]):
         lam, step_scale = decode_action(action, self.action_space.shape[0],
                                         (c["lambda_min"], c["lambda_max"]), c["scale_range"])
         scale = c["scale"] if step_scale is None else step_scale
-        terms = siss_terms(self.model, self.schedule, self.sampler.sample(self._gen), lam,
+        terms = self._siss(self.model, self.schedule, self.sampler.sample(self._gen), lam,
                            s=c["s"], generator=self._gen)
         upd = apply_update(self.model, self.optimizer, terms, c["rule"], scale,
                            max_grad_norm=c["max_grad_norm"])
@@ -449,10 +467,10 @@ class SISSUnlearnEnv(CheckpointMixin, gym.Env[np.ndarray, np.ndarray]):
 
     # ----------------------------------------------------------------------------------------
     def render(self) -> np.ndarray | None:
-        """A uint8 ``H x W x 3`` grid of DDIM samples of the current model, one row per label 0-9."""
+        """A uint8 ``H x W x 3`` grid of DDIM (VAE: prior) samples of the current model, one row per label 0-9."""
         if self.render_mode is None:
             gym.logger.warn("render() called without a render_mode; pass render_mode='rgb_array'")
             return None
         labels = torch.arange(10).repeat_interleave(self.render_cols)
-        imgs = sample(self.model, self.schedule, labels, steps=self.render_steps, noise=self._render_noise)
+        imgs = sample_images(self.model, self.schedule, labels, self._render_noise, steps=self.render_steps)
         return image_grid(imgs, nrow=self.render_cols, scale=max(1, 32 // imgs.shape[-1]))
