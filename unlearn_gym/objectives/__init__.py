@@ -2,10 +2,22 @@
 
 Pure functions of ``(model, batch, λ, generator)``; nothing here knows about gymnasium. The
 environment (:mod:`unlearn_gym.envs`), the non-RL methods and the benchmarks all call these.
+Both model families share the mixture, the importance weights and the update rules: the DDPM's
+``siss_terms`` and the VAE's ``vae_siss_terms`` (:mod:`~unlearn_gym.objectives.vae`, one fixed noise
+level) return the same :class:`Terms`; ``objectives_for(noise)`` picks a family's functions.
 """
 
 from unlearn_gym.objectives.batches import PAIRINGS, PairSampler, SISSBatch
+from unlearn_gym.objectives.family import (
+    CVAE_OBJECTIVES,
+    DDPM_OBJECTIVES,
+    MODEL_FAMILIES,
+    Objectives,
+    family_noise,
+    objectives_for,
+)
 from unlearn_gym.objectives.siss import (
+    Mixture,
     Terms,
     denoising_loss,
     erasediff_terms,
@@ -14,8 +26,10 @@ from unlearn_gym.objectives.siss import (
     naive_deletion_terms,
     neggrad_terms,
     per_sample_mse,
+    siss_mixture,
     siss_no_is_terms,
     siss_terms,
+    weighted_siss_terms,
 )
 from unlearn_gym.objectives.update import (
     GRAD_UNITS,
@@ -29,29 +43,52 @@ from unlearn_gym.objectives.update import (
     gradient_norms,
     siss_step,
 )
+from unlearn_gym.objectives.vae import (
+    VAENoise,
+    gaussian_kl,
+    vae_loss,
+    vae_per_sample_loss,
+    vae_siss_no_is_terms,
+    vae_siss_terms,
+)
 
 __all__ = [
+    "CVAE_OBJECTIVES",
+    "DDPM_OBJECTIVES",
     "GRAD_UNITS",
+    "MODEL_FAMILIES",
     "PAIRINGS",
     "RULES",
+    "Mixture",
+    "Objectives",
     "PairSampler",
     "SISSBatch",
     "Terms",
     "UpdateResult",
+    "VAENoise",
     "apply_update",
     "check_rule",
     "compute_gradients",
     "default_grad_units",
     "denoising_loss",
     "erasediff_terms",
+    "family_noise",
     "forget_coefficient",
+    "gaussian_kl",
     "gradient_norms",
     "importance_log_weights",
     "importance_weights",
     "naive_deletion_terms",
     "neggrad_terms",
+    "objectives_for",
     "per_sample_mse",
+    "siss_mixture",
     "siss_no_is_terms",
     "siss_step",
     "siss_terms",
+    "vae_loss",
+    "vae_per_sample_loss",
+    "vae_siss_no_is_terms",
+    "vae_siss_terms",
+    "weighted_siss_terms",
 ]

@@ -124,6 +124,90 @@ def _draw(
     return noise, t
 
 
+@dataclass
+class Mixture:
+    """One draw of the SISS mixture ``m = γ z + σ ε`` (``z = a`` where ``u < λ``, else ``x``).
+
+    :param m: the mixture samples (the shared network input).
+    :param from_a: ``(B,)`` bool, where the forget component was drawn.
+    :param eps_x: ``(m - γ x)/σ``, the noise that explains ``m`` from ``x``.
+    :param eps_a: ``(m - γ a)/σ``.
+    :param d_x: ``||m - γ x||² / (2σ²)`` per sample, float64.
+    :param d_a: ``||m - γ a||² / (2σ²)`` per sample, float64.
+    """
+
+    m: torch.Tensor
+    from_a: torch.Tensor
+    eps_x: torch.Tensor
+    eps_a: torch.Tensor
+    d_x: torch.Tensor
+    d_a: torch.Tensor
+
+
+def siss_mixture(
+    x: torch.Tensor, a: torch.Tensor, noise: torch.Tensor, u: torch.Tensor, lam: LambdaLike,
+    gamma: torch.Tensor | float, sigma: torch.Tensor | float,
+) -> Mixture:
+    """Draw ``m`` from ``q_λ(m | x, a) = (1-λ) N(γx, σ²I) + λ N(γa, σ²I)`` with given ``ε`` and ``u``.
+
+    Shared by every model family: the DDPM passes per-sample ``(γ_t, σ_t)``, the VAE one fixed level.
+
+    :param x: retain-side images ``(B, C, H, W)``.
+    :param a: forget images, same shape.
+    :param noise: ``ε``, same shape.
+    :param u: ``(B,)`` uniforms; ``u < λ`` selects the forget component.
+    :param lam: λ (a float or a 0-d tensor; only its value is used here).
+    :param gamma: ``γ``, a float or a tensor broadcastable to ``x``.
+    :param sigma: ``σ``, likewise.
+    """
+    lam_b = lam.detach().float() if isinstance(lam, torch.Tensor) else torch.tensor(float(lam))
+    from_a = u < lam_b
+    z = torch.where(from_a.view(-1, *([1] * (x.ndim - 1))), a, x)
+    m = gamma * z + sigma * noise
+    ratio = gamma / sigma
+    eps_x = noise + ratio * (z - x)
+    eps_a = noise + ratio * (z - a)
+    d_x = 0.5 * eps_x.double().pow(2).flatten(1).sum(1)
+    d_a = 0.5 * eps_a.double().pow(2).flatten(1).sum(1)
+    return Mixture(m=m, from_a=from_a, eps_x=eps_x, eps_a=eps_a, d_x=d_x, d_a=d_a)
+
+
+def weighted_siss_terms(
+    l_x: torch.Tensor, l_a: torch.Tensor, mix: Mixture, lam: LambdaLike, batch: SISSBatch, s: float,
+    loss_elements: int, l_other: torch.Tensor | None = None,
+) -> Terms:
+    """The SISS :class:`Terms` from per-sample losses on one mixture draw (any model family).
+
+    ``retain = coef_x · mean(w_x L_x) [+ coef_other · l_other]``, ``forget = coef_a · mean(w_a L_a)``,
+    ``loss = retain - (1 + s) · forget`` with the log-space weights of :func:`importance_log_weights`.
+
+    :param l_x: ``(B,)`` per-sample losses against the retain targets.
+    :param l_a: ``(B,)`` per-sample losses against the forget targets.
+    :param mix: the mixture draw (its ``d_x``, ``d_a`` give the weights).
+    :param lam: λ (a tensor keeps the terms differentiable in λ).
+    :param batch: the batch (coefficients).
+    :param s: forget scale of the loss value.
+    :param loss_elements: elements each per-sample loss averages over.
+    :param l_other: ``same-label`` batches: mean plain loss of the other-label samples.
+    """
+    log_wx, log_wa = importance_log_weights(mix.d_x, mix.d_a, lam)
+    w_x, w_a = log_wx.exp().float(), log_wa.exp().float()
+    est_x, est_a = (w_x * l_x).mean(), (w_a * l_a).mean()
+    retain = batch.coef_x * est_x
+    stats = {"L_x": est_x.detach(), "L_a": est_a.detach(), "frac_forget": mix.from_a.float().mean()}
+    if l_other is not None:
+        retain = retain + batch.coef_other * l_other
+        stats["L_other"] = l_other.detach()
+    forget = batch.coef_a * est_a
+    stats.update(_weight_stats("w_x", w_x.detach()))
+    stats.update(_weight_stats("w_a", w_a.detach()))
+    return Terms(
+        retain=retain, forget=forget, loss=retain - (1.0 + s) * forget,
+        retain_norm=batch.coef_x + batch.coef_other, forget_norm=batch.coef_a, forget_sign=-1.0,
+        stats=stats, loss_elements=loss_elements,
+    )
+
+
 def siss_terms(
     model: nn.Module,
     schedule: NoiseSchedule,
@@ -161,20 +245,14 @@ def siss_terms(
     _check_lambda(lam)
     if s < 0:
         raise ValueError(f"s must be >= 0, got {s}")
-    x, a = batch.x, batch.a
+    x = batch.x
     noise, t = _draw(schedule, x.shape, generator, noise, t)
     if u is None:
         u = torch.rand(x.shape[0], generator=generator)
-    lam_b = lam.detach().float() if isinstance(lam, torch.Tensor) else torch.tensor(float(lam))
-    from_a = u < lam_b
     g, sig = schedule.coefficients(t, x.ndim)
-    z = torch.where(from_a.view(-1, *([1] * (x.ndim - 1))), a, x)
-    m = g * z + sig * noise
-    y = torch.where(from_a, batch.y_a, batch.y_x)
-    ratio = g / sig
-    eps_x = noise + ratio * (z - x)
-    eps_a = noise + ratio * (z - a)
-    inputs, ts, ys = [m], [t], [y]
+    mix = siss_mixture(x, batch.a, noise, u, lam, g, sig)
+    y = torch.where(mix.from_a, batch.y_a, batch.y_x)
+    inputs, ts, ys = [mix.m], [t], [y]
     if batch.x_other is not None:
         o_noise, o_t = _draw(schedule, batch.x_other.shape, generator, other_noise, other_t)
         inputs.append(schedule.q_sample(batch.x_other, o_t, o_noise))
@@ -182,26 +260,9 @@ def siss_terms(
         ys.append(batch.y_other)
     pred = model(torch.cat(inputs), torch.cat(ts), torch.cat(ys))
     pred_m = pred[: x.shape[0]]
-    l_x, l_a = per_sample_mse(pred_m, eps_x), per_sample_mse(pred_m, eps_a)
-    d_x = 0.5 * eps_x.double().pow(2).flatten(1).sum(1)
-    d_a = 0.5 * eps_a.double().pow(2).flatten(1).sum(1)
-    log_wx, log_wa = importance_log_weights(d_x, d_a, lam)
-    w_x, w_a = log_wx.exp().float(), log_wa.exp().float()
-    est_x, est_a = (w_x * l_x).mean(), (w_a * l_a).mean()
-    retain = batch.coef_x * est_x
-    stats = {"L_x": est_x.detach(), "L_a": est_a.detach(), "frac_forget": from_a.float().mean()}
-    if batch.x_other is not None:
-        l_o = per_sample_mse(pred[x.shape[0]:], o_noise).mean()
-        retain = retain + batch.coef_other * l_o
-        stats["L_other"] = l_o.detach()
-    forget = batch.coef_a * est_a
-    stats.update(_weight_stats("w_x", w_x.detach()))
-    stats.update(_weight_stats("w_a", w_a.detach()))
-    return Terms(
-        retain=retain, forget=forget, loss=retain - (1.0 + s) * forget,
-        retain_norm=batch.coef_x + batch.coef_other, forget_norm=batch.coef_a, forget_sign=-1.0,
-        stats=stats, loss_elements=_pixels(x),
-    )
+    l_x, l_a = per_sample_mse(pred_m, mix.eps_x), per_sample_mse(pred_m, mix.eps_a)
+    l_o = per_sample_mse(pred[x.shape[0]:], o_noise).mean() if batch.x_other is not None else None
+    return weighted_siss_terms(l_x, l_a, mix, lam, batch, s, _pixels(x), l_o)
 
 
 def siss_no_is_terms(
