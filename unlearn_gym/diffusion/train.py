@@ -1,4 +1,4 @@
-"""Pretraining the class-conditional DDPM on the contaminated data (resumable, bit-exact)."""
+"""Pretraining on the contaminated data (resumable, bit-exact): the shared loop and the DDPM's loss."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import os
 import shlex
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -42,13 +43,39 @@ def _summary_writer(log_dir: str | os.PathLike | None):
     return SummaryWriter(str(log_dir))
 
 
-def pretrain(
-    preset: str = "tiny",
-    out: str | os.PathLike = "ddpm.pt",
+#: ``loss_fn(model, x0, y, generator) -> scalar``: one mini-batch's training loss
+LossFn = Callable[[nn.Module, torch.Tensor, torch.Tensor, torch.Generator], torch.Tensor]
+
+
+def ddpm_pretrain_loss(model: nn.Module, x0: torch.Tensor, y: torch.Tensor, generator: torch.Generator,
+                       schedule: NoiseSchedule | None = None) -> torch.Tensor:
+    """The DDPM's pretraining loss ``mean ||ε_θ(x_t, t, y) - ε||²`` (draws t, then ε, from ``generator``).
+
+    :param model: ε-prediction UNet.
+    :param x0: clean images.
+    :param y: labels.
+    :param generator: source of the timesteps and the noise.
+    :param schedule: noise schedule (default: the standard linear one).
+    """
+    schedule = schedule if schedule is not None else NoiseSchedule()
+    t = schedule.sample_timesteps(len(x0), generator)
+    noise = torch.randn(x0.shape, generator=generator)
+    return nn.functional.mse_loss(model(schedule.q_sample(x0, t, noise), t, y), noise)
+
+
+def fit(
+    kind: str,
+    preset: str,
+    model: nn.Module,
+    loss_fn: LossFn,
+    out: str | os.PathLike,
     *,
-    steps: int | None = None,
-    seed: int = 0,
-    data: ContaminatedMNIST | None = None,
+    total: int,
+    batch: int,
+    lr: float,
+    ema_decay: float,
+    seed: int,
+    data: ContaminatedMNIST,
     resume: str | os.PathLike | None = None,
     until: int | None = None,
     save_every: int = 1000,
@@ -56,42 +83,46 @@ def pretrain(
     flip_forget: bool = True,
     progress: bool = True,
     command: str | None = None,
+    extra_config: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Train the preset's DDPM on the contaminated mix; save a resumable checkpoint.
+    """The pretraining loop every generative model of the package shares (DDPM, VAE).
 
-    Resuming from a checkpoint of the same run reproduces the uninterrupted run exactly: the
-    optimizer, learning-rate schedule, EMA and the data/noise generator state are all restored.
+    AdamW with linear warm-up and cosine decay, total-norm clipping 1.0, EMA, uniform mini-batches
+    of the contaminated mix from one seeded generator, trousers (never digits) flipped
+    horizontally with probability 0.5, a progress bar, tensorboard scalars ``pretrain/loss`` and
+    ``pretrain/lr``, atomic checkpoints with a JSON sidecar every ``save_every`` steps and at the end.
+    Resuming restores optimizer, schedule, EMA and generator state, so it is bit-identical to an
+    uninterrupted run.
 
-    :param preset: preset name.
-    :param out: checkpoint path (written atomically, with a ``.json`` sidecar).
-    :param steps: total training steps (default: the preset's); fixes the learning-rate schedule.
-    :param seed: seed of initialisation, batches, noise and timesteps.
-    :param data: dataset to train on (default: :func:`build_contaminated_mnist` of the preset).
-    :param resume: checkpoint to continue from.
-    :param until: stop (and save) after this many total steps, e.g. to train in chunks.
+    :param kind: checkpoint kind (``"ddpm"``, ``"cvae"``).
+    :param preset: preset name (recorded; resume checks it).
+    :param model: freshly initialised model (trained in place).
+    :param loss_fn: the mini-batch loss; it draws its own randomness from the generator it is given.
+    :param out: checkpoint path.
+    :param total: total steps (fixes the learning-rate schedule).
+    :param batch: mini-batch size.
+    :param lr: peak learning rate.
+    :param ema_decay: EMA decay.
+    :param seed: seed of batches and of ``loss_fn``'s draws (initialisation is the caller's).
+    :param data: the contaminated dataset.
+    :param resume: checkpoint of the same run to continue from.
+    :param until: stop (and save) after this many total steps.
     :param save_every: steps between intermediate checkpoints.
-    :param log_dir: tensorboard log directory (``None``: no logging).
-    :param flip_forget: augment the forget images (trousers) by random horizontal flips; digits
-        are never flipped.
+    :param log_dir: tensorboard directory (``None``: no logging).
+    :param flip_forget: flip the forget images (trousers) with probability 0.5.
     :param progress: show a progress bar.
     :param command: the command line recorded in the sidecar (default: ``sys.argv``).
-    :returns: the final training state (``model``, ``ema``, ``step``, ...).
+    :param extra_config: further settings recorded in the sidecar's ``train`` entry.
+    :returns: ``model``, ``ema`` (the averaged module), ``step``, ``loss`` (EMA of the loss), ``elapsed_s``.
     """
     p = get_preset(preset)
-    data = data if data is not None else build_contaminated_mnist(p.name)
-    if data.resolution != p.resolution:
-        raise ValueError(f"data resolution {data.resolution} != preset {p.name} ({p.resolution})")
-    schedule = NoiseSchedule()
-    total = int(steps if steps is not None else p.pretrain_steps)
-    with seeded_global_rng(seed):  # initialisation only; batches use `gen`
-        model = build_unet(p)
-    ema = make_ema(model, p.ema_decay)
-    opt = torch.optim.AdamW(model.parameters(), lr=p.pretrain_lr, weight_decay=0.0)
+    ema = make_ema(model, ema_decay)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, total))
     gen = torch.Generator().manual_seed(seed)
     step, elapsed = 0, 0.0
     if resume is not None:
-        ck = load_checkpoint(resume, "ddpm", p.name)
+        ck = load_checkpoint(resume, kind, p.name)
         if "optimizer" not in ck:
             raise ValueError(f"{resume} holds EMA weights only; it cannot be resumed")
         if ck["config"]["steps"] != total or ck["config"]["seed"] != seed:
@@ -108,13 +139,13 @@ def pretrain(
     x_all, y_all, is_forget = data.train_images, data.train_labels, data.train_is_forget
     stop = total if until is None else min(total, until)
     writer = _summary_writer(log_dir)
-    config = {"steps": total, "seed": seed, "batch": p.pretrain_batch, "lr": p.pretrain_lr,
-              "ema_decay": p.ema_decay, "flip_forget": flip_forget}
+    config = {"steps": total, "seed": seed, "batch": batch, "lr": lr, "ema_decay": ema_decay,
+              "flip_forget": flip_forget, **(extra_config or {})}
     cmd = command or " ".join(shlex.quote(a) for a in ["unlearn-gym", *sys.argv[1:]])
 
     def save(last_loss: float) -> None:
         save_checkpoint(
-            out, "ddpm", p.name,
+            out, kind, p.name,
             {"model": model.state_dict(), "ema": ema.state_dict(), "optimizer": opt.state_dict(),
              "lr_scheduler": sched.state_dict(), "generator": gen.get_state(), "step": step,
              "config": config, "elapsed_s": elapsed},
@@ -123,18 +154,17 @@ def pretrain(
         )
 
     model.train()
-    bar = tqdm(total=stop, initial=step, disable=not progress, desc=f"pretrain {p.name}")
+    desc = f"pretrain {p.name}" if kind == "ddpm" else f"pretrain {kind} {p.name}"
+    bar = tqdm(total=stop, initial=step, disable=not progress, desc=desc)
     ema_loss = float("nan")
     t0 = time.perf_counter()
     while step < stop:
-        idx = torch.randint(0, len(x_all), (p.pretrain_batch,), generator=gen)
+        idx = torch.randint(0, len(x_all), (batch,), generator=gen)
         x0, y = x_all[idx], y_all[idx]
         flip = is_forget[idx] & (torch.rand(len(idx), generator=gen) < 0.5)
         if flip_forget and bool(flip.any()):
             x0 = torch.where(flip[:, None, None, None], x0.flip(-1), x0)
-        t = schedule.sample_timesteps(len(idx), gen)
-        noise = torch.randn(x0.shape, generator=gen)
-        loss = nn.functional.mse_loss(model(schedule.q_sample(x0, t, noise), t, y), noise)
+        loss = loss_fn(model, x0, y, gen)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -162,18 +192,73 @@ def pretrain(
     return {"model": model, "ema": ema.module, "step": step, "loss": ema_loss, "elapsed_s": elapsed}
 
 
-def export_ema(checkpoint: str | os.PathLike, out: str | os.PathLike, extra: dict[str, Any] | None = None) -> Path:
-    """Write the EMA weights of a training checkpoint as a small, load-only ``ddpm`` checkpoint.
+def pretrain(
+    preset: str = "tiny",
+    out: str | os.PathLike = "ddpm.pt",
+    *,
+    steps: int | None = None,
+    seed: int = 0,
+    data: ContaminatedMNIST | None = None,
+    resume: str | os.PathLike | None = None,
+    until: int | None = None,
+    save_every: int = 1000,
+    log_dir: str | os.PathLike | None = None,
+    flip_forget: bool = True,
+    progress: bool = True,
+    command: str | None = None,
+) -> dict[str, Any]:
+    """Train the preset's DDPM on the contaminated mix; save a resumable checkpoint (:func:`fit`).
 
-    :param checkpoint: a checkpoint written by :func:`pretrain`.
+    Resuming from a checkpoint of the same run reproduces the uninterrupted run exactly: the
+    optimizer, learning-rate schedule, EMA and the data/noise generator state are all restored.
+
+    :param preset: preset name.
+    :param out: checkpoint path (written atomically, with a ``.json`` sidecar).
+    :param steps: total training steps (default: the preset's); fixes the learning-rate schedule.
+    :param seed: seed of initialisation, batches, noise and timesteps.
+    :param data: dataset to train on (default: :func:`build_contaminated_mnist` of the preset).
+    :param resume: checkpoint to continue from.
+    :param until: stop (and save) after this many total steps, e.g. to train in chunks.
+    :param save_every: steps between intermediate checkpoints.
+    :param log_dir: tensorboard log directory (``None``: no logging).
+    :param flip_forget: augment the forget images (trousers) by random horizontal flips; digits
+        are never flipped.
+    :param progress: show a progress bar.
+    :param command: the command line recorded in the sidecar (default: ``sys.argv``).
+    :returns: the final training state (``model``, ``ema``, ``step``, ...).
+    """
+    p = get_preset(preset)
+    data = data if data is not None else build_contaminated_mnist(p.name)
+    if data.resolution != p.resolution:
+        raise ValueError(f"data resolution {data.resolution} != preset {p.name} ({p.resolution})")
+    schedule = NoiseSchedule()
+    total = int(steps if steps is not None else p.pretrain_steps)
+    with seeded_global_rng(seed):  # initialisation only; batches use the loop's generator
+        model = build_unet(p)
+
+    def loss_fn(m: nn.Module, x0: torch.Tensor, y: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        return ddpm_pretrain_loss(m, x0, y, gen, schedule)
+
+    return fit("ddpm", p.name, model, loss_fn, out, total=total, batch=p.pretrain_batch, lr=p.pretrain_lr,
+               ema_decay=p.ema_decay, seed=seed, data=data, resume=resume, until=until, save_every=save_every,
+               log_dir=log_dir, flip_forget=flip_forget, progress=progress, command=command)
+
+
+def export_ema(
+    checkpoint: str | os.PathLike, out: str | os.PathLike, extra: dict[str, Any] | None = None, kind: str = "ddpm"
+) -> Path:
+    """Write the EMA weights of a training checkpoint as a small, load-only checkpoint of the same kind.
+
+    :param checkpoint: a checkpoint written by :func:`pretrain` (or :func:`fit`).
     :param out: destination.
     :param extra: metadata merged into the sidecar (e.g. measured quality).
+    :param kind: the checkpoint kind (``"ddpm"``, ``"cvae"``).
     """
     from unlearn_gym.checkpoints import read_sidecar
 
-    ck = load_checkpoint(checkpoint, "ddpm")
+    ck = load_checkpoint(checkpoint, kind)
     ema_state = ema_weights(ck["ema"])
     meta = read_sidecar(checkpoint)
     meta.pop("versions", None)
     meta.update(extra or {})
-    return save_checkpoint(out, "ddpm", ck["preset"], {"model": ema_state, "step": ck["step"]}, meta)
+    return save_checkpoint(out, kind, ck["preset"], {"model": ema_state, "step": ck["step"]}, meta)
