@@ -1,4 +1,4 @@
-"""The models that ship inside the package: pretrained EMA DDPMs and evaluator classifiers."""
+"""The models that ship inside the package: pretrained EMA DDPMs and VAEs, evaluator classifiers."""
 
 from __future__ import annotations
 
@@ -6,18 +6,23 @@ import os
 from pathlib import Path
 from typing import Any
 
+from torch import nn
+
 from unlearn_gym.checkpoints import CheckpointError, load_checkpoint, read_sidecar
 from unlearn_gym.diffusion.ema import ema_weights
 from unlearn_gym.diffusion.one_step import OneStepGenerator
 from unlearn_gym.diffusion.unet import ConditionalUNet, build_unet
 from unlearn_gym.eval.classifier import Classifier, load_classifier_file
 from unlearn_gym.presets import PRESETS, get_preset
+from unlearn_gym.vae.model import ConditionalVAE, build_cvae
 
 ASSET_DIR = Path(__file__).parent / "assets"
 SHIPPED_PRESETS = ("micro", "tiny")
 #: checkpoint kinds that hold DDPM weights: pretraining runs / EMA exports, unlearned models, and
 #: ``SISSUnlearnEnv.save`` files (the env's current model)
 MODEL_KINDS = ("ddpm", "unlearned", "env-state")
+#: kinds of shipped generative models (``model=`` of :func:`load_pretrained`, the env's ``model``)
+GENERATOR_KINDS = ("ddpm", "cvae")
 #: contamination ratio (trousers per real "1") of the default shipped DDPMs
 DEFAULT_RATIO = 0.1
 #: contamination ratios with a shipped DDPM per preset ("heavy" = 0.5: a forget signal well above
@@ -26,26 +31,30 @@ SHIPPED_RATIOS = (0.1, 0.5)
 
 
 def asset_path(kind: str, preset: str, ratio: float = DEFAULT_RATIO) -> Path:
-    """Path of a shipped asset (``kind`` is ``"ddpm"`` or ``"classifier"``).
+    """Path of a shipped asset (``kind`` is ``"ddpm"``, ``"cvae"`` or ``"classifier"``).
 
-    :param kind: ``"ddpm"`` or ``"classifier"``.
+    :param kind: ``"ddpm"``, ``"cvae"`` or ``"classifier"``.
     :param preset: preset name.
-    :param ratio: contamination ratio of the DDPM's training data (one classifier serves all).
+    :param ratio: contamination ratio of the generative model's training data (one classifier
+        serves all).
     """
     get_preset(preset)
-    suffix = "" if kind != "ddpm" or float(ratio) == DEFAULT_RATIO else f"-r{float(ratio):g}"
+    suffix = "" if kind not in GENERATOR_KINDS or float(ratio) == DEFAULT_RATIO else f"-r{float(ratio):g}"
     return ASSET_DIR / f"{kind}-{preset}{suffix}.pt"
 
 
 def _shipped(kind: str, preset: str, ratio: float = DEFAULT_RATIO) -> Path:
     path = asset_path(kind, preset, ratio)
     if not path.is_file():
+        model_flag = " --model cvae" if kind == "cvae" else ""
         hint = (
-            f"`unlearn-gym pretrain --preset {preset} --ratio {ratio:g}`" if kind == "ddpm"
+            f"`unlearn-gym pretrain{model_flag} --preset {preset} --ratio {ratio:g}`" if kind in GENERATOR_KINDS
             else f"`unlearn-gym train-classifier --preset {preset}`"
         )
         shipped = ", ".join(SHIPPED_PRESETS)
-        what = f"{kind} (contamination ratio {ratio:g}; shipped ratios {SHIPPED_RATIOS})" if kind == "ddpm" else kind
+        ratios = ", ".join(f"{r:g}" for r in SHIPPED_RATIOS if asset_path(kind, preset, r).is_file()) or "none"
+        what = (f"{kind} (contamination ratio {ratio:g}; shipped ratios for {preset}: {ratios})"
+                if kind in GENERATOR_KINDS else kind)
         raise CheckpointError(
             f"no shipped {what} for preset {preset!r} (shipped presets: {shipped}; known presets:"
             f" {', '.join(PRESETS)}). Train one with {hint} and pass its path."
@@ -65,6 +74,8 @@ def load_ddpm_file(path: str | os.PathLike, preset: str | None = None) -> Condit
     :param preset: expected preset (``None``: whatever the file says).
     """
     ck = load_checkpoint(path, MODEL_KINDS, preset)
+    if checkpoint_family(ck) != "ddpm":
+        raise CheckpointError(f"{path} holds VAE weights, not a DDPM; load it with load_pretrained(..., model='cvae')")
     state = ema_weights(ck["ema"]) if "ema" in ck else ck["model"]
     model: ConditionalUNet | OneStepGenerator = build_unet(ck["preset"])
     one_step = (ck.get("extra") or {}).get("one_step_generator")
@@ -77,24 +88,75 @@ def load_ddpm_file(path: str | os.PathLike, preset: str | None = None) -> Condit
     return model.eval()
 
 
+def checkpoint_family(ck: dict[str, Any]) -> str:
+    """``"ddpm"`` or ``"cvae"``: the model family whose weights a loaded checkpoint holds.
+
+    ``cvae`` checkpoints say so by their kind; unlearned models by ``model_family`` and saved
+    environments by ``config["model"]`` (files from before the VAE hold DDPMs).
+
+    :param ck: the dictionary :func:`~unlearn_gym.checkpoints.load_checkpoint` returned.
+    """
+    if ck.get("kind") in GENERATOR_KINDS:
+        return str(ck["kind"])
+    return str(ck.get("model_family") or (ck.get("config") or {}).get("model") or "ddpm")
+
+
+def load_cvae_file(path: str | os.PathLike, preset: str | None = None) -> ConditionalVAE:
+    """Load VAE weights (a pretraining run or EMA export, an unlearned VAE, a saved VAE env), eval mode.
+
+    :param path: checkpoint file.
+    :param preset: expected preset (``None``: whatever the file says).
+    :raises CheckpointError: missing, corrupt, foreign or other-preset file, or DDPM weights.
+    """
+    ck = load_checkpoint(path, ("cvae", *MODEL_KINDS), preset)
+    if checkpoint_family(ck) != "cvae":
+        raise CheckpointError(f"{path} holds DDPM weights, not a VAE; load it with load_pretrained(..., path=...)"
+                              " or pass model='ddpm'")
+    state = ema_weights(ck["ema"]) if "ema" in ck else ck["model"]
+    model = build_cvae(ck["preset"])
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as e:
+        raise CheckpointError(f"{path}: weights do not fit the {ck['preset']!r} VAE ({e})") from e
+    return model.eval()
+
+
+def load_model_file(path: str | os.PathLike, preset: str | None = None) -> nn.Module:
+    """Load whatever generative model a checkpoint holds: a DDPM (or SFD's one-step generator) or a VAE.
+
+    :param path: checkpoint file.
+    :param preset: expected preset (``None``: whatever the file says).
+    """
+    ck = load_checkpoint(path, ("cvae", *MODEL_KINDS), preset)
+    return load_cvae_file(path, preset) if checkpoint_family(ck) == "cvae" else load_ddpm_file(path, preset)
+
+
 def load_pretrained(
-    preset: str = "tiny", path: str | os.PathLike | None = None, ratio: float = DEFAULT_RATIO
-) -> ConditionalUNet:
-    """The pretrained (EMA) DDPM of a preset, from the package or from ``path``.
+    preset: str = "tiny", path: str | os.PathLike | None = None, ratio: float = DEFAULT_RATIO,
+    *, model: str = "ddpm",
+) -> nn.Module:
+    """The pretrained (EMA) DDPM or VAE of a preset, from the package or from ``path``.
 
     :param preset: ``micro`` or ``tiny`` ship with the package.
     :param path: optional checkpoint to load instead of the shipped one.
     :param ratio: contamination ratio of the shipped model (0.1 default, 0.5 "heavy").
+    :param model: ``"ddpm"`` (:class:`~unlearn_gym.diffusion.unet.ConditionalUNet`) or ``"cvae"``
+        (:class:`~unlearn_gym.vae.model.ConditionalVAE`).
     :raises CheckpointError: unknown/unshipped preset or ratio, missing or corrupt file, preset mismatch,
-        or a one-step generator (SFD's output samples in one pass; it is not a DDPM to start from).
+        a checkpoint of the other family, or a one-step generator (SFD's output samples in one
+        pass; it is not a DDPM to start from).
     """
-    model = load_ddpm_file(path if path is not None else _shipped("ddpm", preset, ratio), preset)
-    if isinstance(model, OneStepGenerator):
+    if model not in GENERATOR_KINDS:
+        raise ValueError(f"model must be one of {GENERATOR_KINDS}, got {model!r}")
+    if model == "cvae":
+        return load_cvae_file(path if path is not None else _shipped("cvae", preset, ratio), preset)
+    ddpm = load_ddpm_file(path if path is not None else _shipped("ddpm", preset, ratio), preset)
+    if isinstance(ddpm, OneStepGenerator):
         raise CheckpointError(
             f"{path} holds SFD's one-step generator, not a DDPM: evaluate or sample it"
             " (`unlearn-gym evaluate`, `unlearn-gym sample`), but start unlearning from a DDPM checkpoint"
         )
-    return model
+    return ddpm
 
 
 def load_classifier(preset: str = "tiny", path: str | os.PathLike | None = None) -> Classifier:
@@ -121,15 +183,16 @@ def ship_assets(
     seed: int = 0,
     dest: str | os.PathLike = ASSET_DIR,
     command: str | None = None,
+    model: str = "ddpm",
 ) -> dict[str, Any]:
-    """Measure a trained DDPM with a trained classifier and install both as the preset's assets.
+    """Measure a trained DDPM (or VAE) with a trained classifier and install both as the preset's assets.
 
-    The DDPM's EMA weights are exported; both sidecars record the commands that made them and
+    The model's EMA weights are exported; both sidecars record the commands that made them and
     the measured quality (classifier held-out accuracy; sample quality from
-    :func:`unlearn_gym.eval.quality.model_quality`).
+    :func:`unlearn_gym.eval.quality.model_quality`: DDIM samples of a DDPM, prior samples of a VAE).
 
     :param preset: preset of both checkpoints.
-    :param ddpm_checkpoint: checkpoint written by ``unlearn-gym pretrain``.
+    :param ddpm_checkpoint: checkpoint written by ``unlearn-gym pretrain`` (``--model cvae`` for a VAE).
     :param classifier_checkpoint: checkpoint written by ``unlearn-gym train-classifier``; ``None``
         measures with the shipped classifier and installs the DDPM only (a contamination variant).
     :param n_per_label: samples per label for the quality figures.
@@ -137,6 +200,7 @@ def ship_assets(
     :param seed: noise seed.
     :param dest: asset directory (default: the package's).
     :param command: the command line recorded in the sidecars.
+    :param model: ``"ddpm"`` or ``"cvae"``: the family of ``ddpm_checkpoint`` (and the asset's name).
     :returns: the measured quality.
     """
     from unlearn_gym.checkpoints import save_checkpoint
@@ -151,14 +215,16 @@ def ship_assets(
     else:
         classifier = load_classifier_file(classifier_checkpoint, preset)
         cmeta = read_sidecar(classifier_checkpoint)
-    model = load_ddpm_file(ddpm_checkpoint, preset)
-    quality = model_quality(model, classifier, n_per_label=n_per_label, steps=steps, seed=seed)
+    if model not in GENERATOR_KINDS:
+        raise ValueError(f"model must be one of {GENERATOR_KINDS}, got {model!r}")
+    net = load_cvae_file(ddpm_checkpoint, preset) if model == "cvae" else load_ddpm_file(ddpm_checkpoint, preset)
+    quality = model_quality(net, classifier, n_per_label=n_per_label, steps=steps, seed=seed)
     cmeta.pop("versions", None)
     if classifier_checkpoint is not None:
         cmeta["ship_command"] = command
         save_checkpoint(dest / f"classifier-{preset}.pt", "classifier", preset,
                         {"model": classifier.state_dict()}, cmeta)
-    export_ema(ddpm_checkpoint, dest / asset_path("ddpm", preset, ratio).name,
+    export_ema(ddpm_checkpoint, dest / asset_path(model, preset, ratio).name,
                {"quality": quality, "ship_command": command,
-                "classifier_metrics": cmeta.get("metrics")})
+                "classifier_metrics": cmeta.get("metrics")}, kind=model)
     return quality

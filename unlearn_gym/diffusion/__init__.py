@@ -1,7 +1,7 @@
 """The DDPM: noise schedule, conditional UNet, EMA, samplers, pretraining."""
 
 from unlearn_gym.diffusion.ema import ema_weights, make_ema
-from unlearn_gym.diffusion.one_step import OneStepGenerator, is_one_step, one_step_images
+from unlearn_gym.diffusion.one_step import OneStepGenerator, is_one_step, one_step_images, sample_images
 from unlearn_gym.diffusion.samplers import ddim_sample, ddpm_sample, sample
 from unlearn_gym.diffusion.schedule import NoiseSchedule
 from unlearn_gym.diffusion.train import export_ema, pretrain
@@ -22,4 +22,5 @@ __all__ = [
     "one_step_images",
     "pretrain",
     "sample",
+    "sample_images",
 ]

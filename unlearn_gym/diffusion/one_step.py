@@ -12,6 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from unlearn_gym.diffusion.samplers import sample
 from unlearn_gym.diffusion.schedule import NoiseSchedule
 
 #: the generator's fixed timestep of the SFD reference (t* = 440 of T = 1000)
@@ -86,6 +87,26 @@ class OneStepGenerator(nn.Module):
 def is_one_step(model: nn.Module) -> bool:
     """Whether ``model`` is sampled by its own ``generate(labels, noise)`` rather than by DDIM.
 
-    :param model: a DDPM or a one-step generator.
+    True for SFD's one-step generator and for the VAE (prior samples,
+    :class:`~unlearn_gym.vae.model.ConditionalVAE`).
+
+    :param model: a DDPM, a one-step generator or a VAE.
     """
     return callable(getattr(model, "generate", None))
+
+
+def sample_images(
+    model: nn.Module, schedule: NoiseSchedule, labels: torch.Tensor, noise: torch.Tensor, *, steps: int = 50
+) -> torch.Tensor:
+    """Images of ``model`` from fixed noise: its own ``generate(labels, noise)`` if it has one (a
+    one-step generator, a VAE's prior), else DDIM with ``steps`` steps.
+
+    :param model: a DDPM, a one-step generator or a VAE.
+    :param schedule: the DDPM's noise schedule (unused by ``generate``).
+    :param labels: one label per image.
+    :param noise: image-shaped standard normal noise, one per label (common random numbers).
+    :param steps: DDIM steps.
+    """
+    if is_one_step(model):
+        return model.generate(labels, noise)
+    return sample(model, schedule, labels, steps=steps, noise=noise)

@@ -37,22 +37,26 @@ from unlearn_gym.presets import Preset, get_preset
 RETAIN_LABELS = tuple(lab for lab in range(NUM_LABELS) if lab != CONTAMINATED_LABEL)
 
 
-def load_eval_model(spec: str | os.PathLike, preset: str | None = None) -> tuple[nn.Module, str]:
+def load_eval_model(
+    spec: str | os.PathLike, preset: str | None = None, model: str = "ddpm"
+) -> tuple[nn.Module, str]:
     """Resolve a model argument of ``unlearn-gym evaluate``: ``"pretrained"`` or a checkpoint path.
 
-    :param spec: ``"pretrained"`` (the preset's shipped EMA model) or a ``ddpm``/``unlearned`` checkpoint.
+    :param spec: ``"pretrained"`` (the preset's shipped EMA model) or a ``ddpm``/``cvae``/``unlearned``
+        checkpoint (a path says its own model family).
     :param preset: expected preset; ``None`` takes the checkpoint's own (required for ``"pretrained"``).
+    :param model: family of ``"pretrained"``: ``"ddpm"`` or ``"cvae"``.
     :returns: (model in eval mode, its preset name).
     :raises CheckpointError: missing, corrupt, foreign, wrong-kind or other-preset checkpoint.
     """
-    from unlearn_gym.pretrained import MODEL_KINDS, load_ddpm_file, load_pretrained
+    from unlearn_gym.pretrained import MODEL_KINDS, load_model_file, load_pretrained
 
     if str(spec) == "pretrained":
         if preset is None:
             raise ValueError("'pretrained' needs a preset")
-        return load_pretrained(preset), get_preset(preset).name
-    ck_preset = load_checkpoint(spec, MODEL_KINDS, preset)["preset"]
-    return load_ddpm_file(spec, ck_preset), ck_preset
+        return load_pretrained(preset, model=model), get_preset(preset).name
+    ck_preset = load_checkpoint(spec, ("cvae", *MODEL_KINDS), preset)["preset"]
+    return load_model_file(spec, ck_preset), ck_preset
 
 
 def _check_resolution(what: str, module: nn.Module, preset: Preset) -> None:
@@ -304,7 +308,8 @@ def evaluate(
     cfg = {
         "samples_per_label": samples_per_label, "forget_samples": forget_samples, "n_samples": len(labels),
         "steps": steps, "eta": 0.0, "sampler": "ddim", "seed": seed,
-        "model_sampler": "one-step generator" if is_one_step(model) else "ddim",
+        "model_sampler": ("vae prior" if getattr(model, "sampler_name", None) == "vae-prior"
+                          else "one-step generator" if is_one_step(model) else "ddim"),
         "noise": "torch.randn(N, 1, r, r, generator=torch.Generator().manual_seed(seed)), labels sorted 0..9",
         "threshold": threshold, "junk_threshold": junk_threshold,
         "kid_subsets": kid_subsets, "kid_subset_size": kid_subset_size, "kid_seed": seed, "kid_degree": 3,

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from unlearn_gym.data import NUM_LABELS
-from unlearn_gym.diffusion import NoiseSchedule, sample
+from unlearn_gym.diffusion import NoiseSchedule, is_one_step, sample
 from unlearn_gym.eval.classifier import Classifier
 from unlearn_gym.eval.rates import label_rates, summarize_rates
 
@@ -24,9 +24,11 @@ def sample_labels(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``n_per_label`` DDIM samples for each label, from noise seeded by ``seed``.
 
-    Two models sampled with the same arguments start from identical noise (paired comparisons).
+    Two models sampled with the same arguments start from identical noise (paired comparisons). A
+    model with a ``generate(labels, noise)`` method (a one-step generator, the VAE) is sampled by it
+    from the same noise.
 
-    :param model: the DDPM.
+    :param model: the DDPM (or a model with ``generate``).
     :param n_per_label: samples per label.
     :param steps: DDIM steps.
     :param seed: seed of the initial noise.
@@ -37,6 +39,9 @@ def sample_labels(
     labs = torch.tensor(labels if labels is not None else list(range(NUM_LABELS)))
     y = labs.repeat_interleave(n_per_label)
     gen = torch.Generator().manual_seed(seed)
+    if is_one_step(model):
+        noise = torch.randn(len(y), 1, model.resolution, model.resolution, generator=gen)
+        return model.generate(y, noise), y
     x = sample(model, schedule or NoiseSchedule(), y, steps=steps, generator=gen)
     return x, y
 
@@ -47,7 +52,7 @@ def model_quality(
 ) -> dict[str, Any]:
     """Per-label accuracy and label-1 trouser / one / junk rates of ``model``'s samples.
 
-    :param model: the DDPM.
+    :param model: the DDPM (or a VAE: prior samples; ``steps`` is then unused).
     :param classifier: the evaluator of the same preset.
     :param n_per_label: samples per label.
     :param steps: DDIM steps.
