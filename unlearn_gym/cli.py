@@ -15,11 +15,13 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
 def cmd_pretrain(a: argparse.Namespace) -> int:
     from unlearn_gym.data import build_contaminated_mnist
     from unlearn_gym.diffusion import pretrain
+    from unlearn_gym.vae import pretrain_cvae
 
     data = build_contaminated_mnist(a.preset, ratio=a.ratio, mnist_dir=a.mnist_dir, fashion_dir=a.fashion_dir)
-    out = a.out or f"runs/ddpm-{a.preset}.pt"
-    state = pretrain(a.preset, out, steps=a.steps, seed=a.seed, data=data, resume=a.resume,
-                     until=a.until, save_every=a.save_every, log_dir=a.log_dir, command=_command())
+    out = a.out or f"runs/{a.model}-{a.preset}.pt"
+    train = pretrain_cvae if a.model == "cvae" else pretrain
+    state = train(a.preset, out, steps=a.steps, seed=a.seed, data=data, resume=a.resume,
+                  until=a.until, save_every=a.save_every, log_dir=a.log_dir, command=_command())
     print(f"saved {out} after {state['step']} steps ({state['elapsed_s']:.0f} s, loss {state['loss']:.4f})")
     return 0
 
@@ -50,9 +52,10 @@ def cmd_info(a: argparse.Namespace) -> int:
           f" {m['n_real_ones']} ones), {m['n_test']} held-out digits, {m['n_test_trousers']} held-out"
           f" trousers, hash {m['content_hash']}")
     for name, p in PRESETS.items():
-        shipped = [k for k in ("ddpm", "classifier") if name in SHIPPED_PRESETS and asset_path(k, name).is_file()]
-        shipped += [f"ddpm ratio {r:g}" for r in SHIPPED_RATIOS[1:]
-                    if name in SHIPPED_PRESETS and asset_path("ddpm", name, r).is_file()]
+        kinds = ("ddpm", "cvae", "classifier")
+        shipped = [k for k in kinds if name in SHIPPED_PRESETS and asset_path(k, name).is_file()]
+        shipped += [f"{k} ratio {r:g}" for k in ("ddpm", "cvae") for r in SHIPPED_RATIOS[1:]
+                    if name in SHIPPED_PRESETS and asset_path(k, name, r).is_file()]
         res = f"{p.resolution}x{p.resolution}"
         print(f"  preset {name:8s} {res:6s} shipped: {', '.join(shipped) or '-':32s} ({p.note})")
     return 0
@@ -76,12 +79,12 @@ def cmd_sample(a: argparse.Namespace) -> int:
 
     from unlearn_gym.diffusion import NoiseSchedule, is_one_step, sample
     from unlearn_gym.imaging import image_grid, save_png
-    from unlearn_gym.pretrained import load_ddpm_file, load_pretrained
+    from unlearn_gym.pretrained import load_model_file, load_pretrained
 
-    model = load_ddpm_file(a.checkpoint) if a.checkpoint else load_pretrained(a.preset)
+    model = load_model_file(a.checkpoint) if a.checkpoint else load_pretrained(a.preset, model=a.model)
     labels = torch.arange(10).repeat_interleave(a.per_label)
     gen = torch.Generator().manual_seed(a.seed)
-    if is_one_step(model):  # SFD's one-step generator: one forward pass from the same kind of noise
+    if is_one_step(model):  # SFD's one-step generator, a VAE: one forward pass from the same kind of noise
         x = model.generate(labels, torch.randn(len(labels), 1, model.resolution, model.resolution, generator=gen))
     else:
         x = sample(model, NoiseSchedule(), labels, steps=a.steps, eta=1.0 if a.ddpm else 0.0, generator=gen)
@@ -93,11 +96,13 @@ def cmd_sample(a: argparse.Namespace) -> int:
 def cmd_ship(a: argparse.Namespace) -> int:
     from unlearn_gym.pretrained import ship_assets
 
-    classifier = None if a.shipped_classifier else (a.classifier or f"runs/classifier-{a.preset}.pt")
-    q = ship_assets(a.preset, a.ddpm or f"runs/ddpm-{a.preset}.pt", classifier,
-                    n_per_label=a.per_label, steps=a.steps, seed=a.seed, command=_command())
+    shipped_classifier = a.shipped_classifier or (a.model == "cvae" and a.classifier is None)
+    classifier = None if shipped_classifier else (a.classifier or f"runs/classifier-{a.preset}.pt")
+    q = ship_assets(a.preset, a.ddpm or f"runs/{a.model}-{a.preset}.pt", classifier,
+                    n_per_label=a.per_label, steps=a.steps, seed=a.seed, command=_command(), model=a.model)
     acc = ", ".join(f"{k}: {v['accuracy']:.3f}" for k, v in q["per_label"].items())
-    print(f"installed {a.preset} assets. Per-label accuracy ({q['n_per_label']} DDIM-{q['ddim_steps']} samples"
+    how = "prior" if a.model == "cvae" else f"DDIM-{q['ddim_steps']}"
+    print(f"installed {a.preset} {a.model} assets. Per-label accuracy ({q['n_per_label']} {how} samples"
           f" each): {acc}")
     print(f"label 1: confident trouser {q['trouser_rate']:.3f}, confident one {q['one_rate']:.3f},"
           f" junk {q['junk_rate']:.3f}; other labels {q['other_accuracy']:.3f} ({q['seconds']} s)")
@@ -108,10 +113,11 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
     from unlearn_gym.eval.evaluate import evaluate, load_eval_model, write_evaluation
     from unlearn_gym.pretrained import load_classifier
 
-    model, preset = load_eval_model(a.checkpoint, a.preset or ("tiny" if a.checkpoint == "pretrained" else None))
+    model, preset = load_eval_model(a.checkpoint, a.preset or ("tiny" if a.checkpoint == "pretrained" else None),
+                                    model=a.model)
     reference = None
     if a.reference != "none":
-        reference = model if a.reference == a.checkpoint else load_eval_model(a.reference, preset)[0]
+        reference = model if a.reference == a.checkpoint else load_eval_model(a.reference, preset, model=a.model)[0]
     classifier = load_classifier(preset, a.classifier) if a.classifier else None
     report = evaluate(model, reference, preset, classifier=classifier, classifier_name=a.classifier,
                       samples_per_label=a.samples, forget_samples=a.forget_samples, steps=a.steps,
@@ -195,11 +201,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="unlearn-gym", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("pretrain", help="pretrain the class-conditional DDPM on the contaminated data")
+    p = sub.add_parser("pretrain", help="pretrain the class-conditional DDPM (or VAE) on the contaminated data")
+    p.add_argument("--model", choices=("ddpm", "cvae"), default="ddpm",
+                   help="model family: the DDPM or the class-conditional VAE (METHOD.md 6b)")
     p.add_argument("--preset", default="tiny")
     p.add_argument("--steps", type=int, help="total steps (default: the preset's)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", help="checkpoint path (default runs/ddpm-<preset>.pt)")
+    p.add_argument("--out", help="checkpoint path (default runs/<model>-<preset>.pt)")
     p.add_argument("--resume", help="checkpoint to continue from")
     p.add_argument("--until", type=int, help="stop and save after this many total steps")
     p.add_argument("--save-every", type=int, default=1000)
@@ -228,7 +236,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("sample", help="PNG grid of samples, one row per label")
     p.add_argument("--preset", default="tiny")
-    p.add_argument("--checkpoint", help="DDPM checkpoint (default: the shipped pretrained model)")
+    p.add_argument("--checkpoint", help="DDPM or VAE checkpoint (default: the shipped pretrained model)")
+    p.add_argument("--model", choices=("ddpm", "cvae"), default="ddpm", help="shipped model family to sample")
     p.add_argument("--per-label", type=int, default=10)
     p.add_argument("--steps", type=int, default=50)
     p.add_argument("--ddpm", action="store_true", help="ancestral DDPM sampling instead of DDIM")
@@ -239,7 +248,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("ship", help="measure a pretrained DDPM + classifier and install them as package assets")
     p.add_argument("--preset", required=True)
-    p.add_argument("--ddpm", help="pretraining checkpoint (default runs/ddpm-<preset>.pt)")
+    p.add_argument("--model", choices=("ddpm", "cvae"), default="ddpm",
+                   help="family of the checkpoint; a cvae is measured with the shipped classifier by default")
+    p.add_argument("--ddpm", help="pretraining checkpoint (default runs/<model>-<preset>.pt)")
     p.add_argument("--classifier", help="classifier checkpoint (default runs/classifier-<preset>.pt)")
     p.add_argument("--shipped-classifier", action="store_true",
                    help="measure with the shipped classifier and install the DDPM only (e.g. a --ratio 0.5 model)")
@@ -253,6 +264,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reference", default="pretrained",
                    help="model sampled from the same noise for SSIM: 'pretrained', a path, or 'none'")
     p.add_argument("--preset", help="preset (default: the checkpoint's; 'pretrained' needs it, else tiny)")
+    p.add_argument("--model", choices=("ddpm", "cvae"), default="ddpm",
+                   help="family of 'pretrained' (a checkpoint path says its own)")
     p.add_argument("--samples", type=int, default=50, help="samples per retain label")
     p.add_argument("--forget-samples", type=int, help="samples for label 1 (default 6 x --samples)")
     p.add_argument("--steps", type=int, default=50, help="DDIM steps")
