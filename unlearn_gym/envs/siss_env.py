@@ -161,7 +161,7 @@ class SISSUnlearnEnv(CheckpointMixin, gym.Env[np.ndarray, np.ndarray]):
       VAE's SISS objective (`unlearn_gym.objectives.vae`) has one fixed noise level σ = 0.3 instead
       of a timestep, the same mixture, weights, terms and update rules, and its per-sample loss is
       its negative ELBO (reconstruction of x, resp. a, from m, plus 0.5 KL). `lr` and `scale`
-      default to the VAE's own (`unlearn_gym.vae.CVAE_CONFIGS`: lr 1e-3, ratio ρ 0.1); the
+      default to the VAE's own (`unlearn_gym.vae.CVAE_CONFIGS`: lr 1e-3, ratio ρ 0.5); the
       outcome score and `render` draw prior samples from the same fixed noise.
 
     ## Version History
@@ -289,7 +289,7 @@ class SISSUnlearnEnv(CheckpointMixin, gym.Env[np.ndarray, np.ndarray]):
         erase = task.startswith("erase-")
         if model not in MODEL_FAMILIES:
             raise ValueError(f"model must be one of {MODEL_FAMILIES}, got {model!r}")
-        if model == "cvae":  # the VAE's own defaults (METHOD.md §6b: ratio rule, ρ 0.1)
+        if model == "cvae":  # the VAE's own defaults (measured: docs/vae.md)
             from unlearn_gym.vae import cvae_config
 
             vae_defaults = cvae_config(p)
