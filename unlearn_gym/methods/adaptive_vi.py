@@ -28,7 +28,7 @@ from torch import nn
 from unlearn_gym.methods.registry import Method, register_method
 from unlearn_gym.methods.setup import UnlearnSetup
 from unlearn_gym.methods.static import check_grad_units, check_nonnegative, resolve_rule
-from unlearn_gym.objectives import apply_update, gradient_norms, siss_terms
+from unlearn_gym.objectives import apply_update, gradient_norms, objectives_for
 from unlearn_gym.rng import seeded_global_rng
 
 CONTEXT = ("L_r", "L_f", "grad_norm_r", "grad_norm_f")
@@ -115,6 +115,7 @@ class AdaptiveVI(Method):
 
     name = "adaptive-vi"
     summary = "adaptive λ by variational inference: MLP q_φ(z|c), λ = λ_min + Δ sigmoid(z), + β_KL KL"
+    models = ("ddpm", "cvae")
     params: ClassVar[dict[str, Any]] = {
         "lam_min": 0.05, "lam_max": 0.95, "beta_kl": 0.01, "phi_lr": 1e-3, "hidden": 32,
         "rule": None, "scale": None, "s": 0.0, "grad_units": None,
@@ -138,12 +139,13 @@ class AdaptiveVI(Method):
         with seeded_global_rng(setup.seed):  # nn.Linear draws its init from the global RNG
             self.net = LambdaPosterior(hidden=p["hidden"])
         self.phi_optimizer = torch.optim.Adam(self.net.parameters(), lr=float(p["phi_lr"]))
+        self.siss = objectives_for(setup.schedule).siss  # the DDPM's or the VAE's SISS terms
         self.context = self._initial_context()
 
     def _initial_context(self) -> torch.Tensor:
         su = self.setup
-        terms = siss_terms(su.model, su.schedule, su.sampler.sample(su.generator), 0.5, s=self.s,
-                           generator=su.generator)
+        terms = self.siss(su.model, su.schedule, su.sampler.sample(su.generator), 0.5, s=self.s,
+                          generator=su.generator)
         nx, na = gradient_norms(terms, [q for q in su.model.parameters() if q.requires_grad])
         l_r = float(terms.retain.detach()) / terms.retain_norm
         l_f = float(terms.forget.detach()) / terms.forget_norm
@@ -152,8 +154,8 @@ class AdaptiveVI(Method):
     def step(self, i: int) -> dict[str, float]:
         su = self.setup
         draw = draw_lambda(self.net, self.context, su.generator, self.lam_min, self.lam_max)
-        terms = siss_terms(su.model, su.schedule, su.sampler.sample(su.generator), draw.lam, s=self.s,
-                           generator=su.generator)
+        terms = self.siss(su.model, su.schedule, su.sampler.sample(su.generator), draw.lam, s=self.s,
+                          generator=su.generator)
         phi = list(self.net.parameters())
         # ∂L/∂φ = ∂L_SISS/∂λ ∂λ/∂φ + β_KL ∂KL/∂φ; only the λ path of the graph is traversed
         g_siss = torch.autograd.grad(terms.loss, phi, retain_graph=True)

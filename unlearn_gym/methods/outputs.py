@@ -108,7 +108,7 @@ def write_run(result: RunResult, out_dir: str | os.PathLike, *, command: str | N
     out.mkdir(parents=True, exist_ok=True)
     config = {**result.config(), "command": command}
     payload: dict[str, Any] = {"model": result.model.state_dict(), "method": result.method,
-                               "extra": result.extra_state}
+                               "extra": result.extra_state, "model_family": result.params.get("model", "ddpm")}
     paths = {"model": save_checkpoint(out / "model.pt", "unlearned", result.preset, payload, config)}
     atomic_write_bytes(out / "log.csv", log_csv_bytes(result.log))
     paths["log"] = out / "log.csv"
@@ -149,7 +149,8 @@ def evaluate_run(
     from unlearn_gym.eval.evaluate import evaluate, write_evaluation
     from unlearn_gym.pretrained import load_pretrained
 
-    reference = load_pretrained(result.preset, result.params.get("checkpoint"))
+    family = result.params.get("model", "ddpm")
+    reference = load_pretrained(result.preset, result.params.get("checkpoint"), model=family)
     report = evaluate(result.model, reference, result.preset, samples_per_label=samples_per_label,
                       forget_samples=forget_samples, steps=steps, seed=seed,
                       model_name=f"{result.method} on {result.task} ({len(result.log)} steps)",

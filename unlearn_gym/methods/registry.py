@@ -43,6 +43,8 @@ class Method:
 
     name: ClassVar[str] = ""
     tasks: ClassVar[tuple[str, ...]] = ("trousers", "erase-*")
+    #: the model families it can unlearn (``"ddpm"``, ``"cvae"``): setup parameter ``model``
+    models: ClassVar[tuple[str, ...]] = ("ddpm",)
     summary: ClassVar[str] = ""
     params: ClassVar[dict[str, Any]] = {}
     #: the method's own defaults of setup parameters (e.g. SFD's ``lr`` 1e-5); the caller's win
@@ -135,6 +137,20 @@ def check_task(cls: type[Method], task: str) -> None:
         raise ValueError(
             f"method {cls.name!r} serves tasks {list(cls.tasks)}, not {task!r};"
             f" methods that serve {task!r}: {', '.join(others) or 'none'}"
+        )
+
+
+def check_model(cls: type[Method], model: str) -> None:
+    """Raise a clear ``ValueError`` when ``cls`` cannot unlearn models of family ``model``.
+
+    :param cls: a method class.
+    :param model: ``"ddpm"`` or ``"cvae"``.
+    """
+    if model not in cls.models:
+        others = [n for n in available_methods() if model in _REGISTRY[n].models]
+        raise ValueError(
+            f"method {cls.name!r} works on {list(cls.models)} models, not {model!r};"
+            f" methods for {model!r}: {', '.join(others) or 'none'}"
         )
 
 

@@ -11,7 +11,7 @@ from typing import Any
 from torch import nn
 from tqdm.auto import tqdm
 
-from unlearn_gym.methods.registry import check_task, get_method, split_params
+from unlearn_gym.methods.registry import check_model, check_task, get_method, split_params
 from unlearn_gym.methods.setup import build_setup
 from unlearn_gym.presets import get_preset
 
@@ -92,6 +92,7 @@ def run(
     check_task(cls, task)
     setup_kw, own = split_params(cls, params)
     setup_kw = {**cls.setup_defaults, **setup_kw}
+    check_model(cls, setup_kw.get("model", "ddpm"))
     steps = int(get_preset(preset).horizon if steps is None else steps)
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")

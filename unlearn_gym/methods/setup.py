@@ -16,7 +16,7 @@ from torch import nn
 
 from unlearn_gym.data import build_contaminated_mnist, task_split
 from unlearn_gym.diffusion.schedule import NoiseSchedule
-from unlearn_gym.objectives import PairSampler
+from unlearn_gym.objectives import MODEL_FAMILIES, PairSampler, VAENoise, family_noise
 from unlearn_gym.presets import Preset, get_preset
 from unlearn_gym.pretrained import load_pretrained
 from unlearn_gym.rng import seeded_global_rng
@@ -33,6 +33,7 @@ SETUP_PARAMS: dict[str, Any] = {
     "data_ratio": 0.1,
     "data_seed": 0,
     "max_train_digits": None,
+    "model": "ddpm",
 }
 
 
@@ -42,8 +43,9 @@ class UnlearnSetup:
 
     :param preset: the resolved preset.
     :param task: ``"trousers"`` or ``"erase-<digit>"``.
-    :param model: the DDPM being unlearned (starts as the pretrained EMA weights, train mode).
-    :param schedule: its noise schedule.
+    :param model: the DDPM (or VAE) being unlearned (starts as the pretrained EMA weights, train mode).
+    :param schedule: its noise schedule (the VAE's: its fixed noise level, a
+        :class:`~unlearn_gym.objectives.vae.VAENoise`).
     :param sampler: retain / forget mini-batches of the task.
     :param optimizer: AdamW over ``model``'s parameters.
     :param generator: the run's only random source (batches, noise, timesteps, mixture draws).
@@ -55,7 +57,7 @@ class UnlearnSetup:
     preset: Preset
     task: str
     model: nn.Module
-    schedule: NoiseSchedule
+    schedule: NoiseSchedule | VAENoise
     sampler: PairSampler
     optimizer: torch.optim.Optimizer
     generator: torch.Generator
@@ -79,6 +81,7 @@ def build_setup(
     data_ratio: float = 0.1,
     data_seed: int = 0,
     max_train_digits: int | None = None,
+    model: str = "ddpm",
 ) -> UnlearnSetup:
     """Data, pretrained model, optimizer and generator of one unlearning run.
 
@@ -95,8 +98,16 @@ def build_setup(
     :param data_ratio: trousers per real "1" of the dataset build.
     :param data_seed: seed of the dataset build.
     :param max_train_digits: optional cap on training digits of the dataset build.
+    :param model: model family, ``"ddpm"`` or ``"cvae"`` (the class-conditional VAE; its ``lr``
+        defaults to the VAE's own, :data:`~unlearn_gym.vae.CVAE_CONFIGS`).
     """
     p = get_preset(preset)
+    if model not in MODEL_FAMILIES:
+        raise ValueError(f"model must be one of {MODEL_FAMILIES}, got {model!r}")
+    if model == "cvae" and lr is None:
+        from unlearn_gym.vae import cvae_config
+
+        lr = cvae_config(p).unlearn_lr
     lr = float(p.unlearn_lr if lr is None else lr)
     batch_size = int(p.unlearn_batch if batch_size is None else batch_size)
     if not (lr > 0 and weight_decay >= 0):
@@ -106,17 +117,17 @@ def build_setup(
     data = build_contaminated_mnist(p.name, ratio=data_ratio, seed=data_seed, max_train_digits=max_train_digits)
     sampler = PairSampler(*task_split(data, task), batch_size=batch_size, pairing=pairing, x_from=x_from)
     with seeded_global_rng(seed):  # the UNet's throw-away init draws from the global RNG: leave it alone
-        model = load_pretrained(p.name, checkpoint).train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+        net = load_pretrained(p.name, checkpoint, model=model).train()
+    optimizer = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=weight_decay)
     config = {
         "lr": lr, "batch_size": batch_size, "weight_decay": float(weight_decay),
         "max_grad_norm": None if max_grad_norm is None else float(max_grad_norm), "pairing": pairing,
         "x_from": x_from, "checkpoint": None if checkpoint is None else str(checkpoint),
         "data_ratio": float(data_ratio), "data_seed": int(data_seed), "max_train_digits": max_train_digits,
-        "n_retain": len(sampler.retain_images), "n_forget": sampler.k,
+        "n_retain": len(sampler.retain_images), "n_forget": sampler.k, "model": model,
     }
     return UnlearnSetup(
-        preset=p, task=task, model=model, schedule=NoiseSchedule(), sampler=sampler, optimizer=optimizer,
+        preset=p, task=task, model=net, schedule=family_noise(model), sampler=sampler, optimizer=optimizer,
         generator=torch.Generator().manual_seed(int(seed)), seed=int(seed),
         max_grad_norm=config["max_grad_norm"], config=config,
     )

@@ -68,13 +68,18 @@ def check_grad_units(units: Any) -> str | None:
 def resolve_rule(setup: UnlearnSetup, rule: str | None, scale: Any) -> tuple[str, float]:
     """The SISS update rule and its constant, defaulting to the preset's.
 
-    :param setup: the run's setup (its preset supplies the defaults).
+    :param setup: the run's setup (its preset, or for a VAE its VAE configuration, supplies the defaults).
     :param rule: ``rescale``, ``ratio``, ``scale`` or ``clip`` (``None``: the preset's).
     :param scale: the rule's constant (``None``: the preset's when the rule is too, else an error).
     """
     if rule is None:
         rule = setup.preset.unlearn_rule
-        scale = setup.preset.unlearn_scale if scale is None else scale
+        default = setup.preset.unlearn_scale
+        if setup.config.get("model") == "cvae":  # the VAE's own ρ
+            from unlearn_gym.vae import cvae_config
+
+            default = cvae_config(setup.preset).unlearn_scale
+        scale = default if scale is None else scale
     if scale is None:
         raise ValueError(f"rule={rule!r} needs its constant: pass scale=... (c for rescale/clip, ρ, s)")
     scale = check_nonnegative(scale, "scale")
@@ -111,6 +116,7 @@ class StaticSISS(_SISSRuleMethod):
 
     name = "siss"
     summary = "SISS, constant λ: one forward pass, importance-weighted retain and forget terms"
+    models = ("ddpm", "cvae")
     params: ClassVar[dict[str, Any]] = {"lam": 0.5, "rule": None, "scale": None, "s": 0.0, "grad_units": None}
 
     def __init__(self, setup: UnlearnSetup, **params: Any):
@@ -127,6 +133,7 @@ class SISSNoIS(_SISSRuleMethod):
 
     name = "siss-no-is"
     summary = "SISS (No IS): x_t and a_t with shared noise, two targets, no weights (batch 2B)"
+    models = ("ddpm", "cvae")
     params: ClassVar[dict[str, Any]] = {"rule": None, "scale": None, "s": 0.0, "grad_units": None}
 
     def step(self, i: int) -> dict[str, float]:
@@ -139,6 +146,7 @@ class NaiveDeletion(Method):
 
     name = "naive-deletion"
     summary = "naive deletion: plain denoising loss on retain data only"
+    models = ("ddpm", "cvae")
     params: ClassVar[dict[str, Any]] = {"grad_units": None}
 
     def __init__(self, setup: UnlearnSetup, **params: Any):

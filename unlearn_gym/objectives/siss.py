@@ -344,13 +344,15 @@ def naive_deletion_terms(
 ) -> Terms:
     """Naive deletion: fine-tune on X\\A only (no forget term).
 
-    :param model: ε-prediction network.
-    :param schedule: its noise schedule.
+    :param model: ε-prediction network (or a VAE).
+    :param schedule: its noise schedule (a VAE: its :class:`~unlearn_gym.objectives.vae.VAENoise`).
     :param x: retain images.
     :param y: their labels.
     :param generator: random source.
     """
-    loss = denoising_loss(model, schedule, x, y, generator=generator)
+    from unlearn_gym.objectives.family import objectives_for  # the family module imports this one
+
+    loss = objectives_for(schedule).plain_loss(model, schedule, x, y, generator=generator)
     return Terms(retain=loss, forget=None, loss=loss, stats={"L_x": loss.detach()}, loss_elements=_pixels(x))
 
 

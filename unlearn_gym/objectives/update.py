@@ -271,11 +271,13 @@ def siss_step(
 ) -> UpdateResult:
     """One SISS update: :func:`~unlearn_gym.objectives.siss.siss_terms` then :func:`apply_update`.
 
-    Exactly one forward and two backward passes.
+    Exactly one forward and two backward passes. With a VAE and its
+    :class:`~unlearn_gym.objectives.vae.VAENoise` in place of the schedule, the VAE's terms
+    (:func:`~unlearn_gym.objectives.family.objectives_for`).
 
-    :param model: ε-prediction network (updated in place).
+    :param model: ε-prediction network, or a VAE (updated in place).
     :param optimizer: its optimizer (``None``: do not step).
-    :param schedule: the noise schedule.
+    :param schedule: the noise schedule (a VAE: its noise level).
     :param batch: paired batch.
     :param lam: forget mixture weight λ in (0, 1).
     :param rule: update rule (see :data:`RULES`).
@@ -286,10 +288,11 @@ def siss_step(
     :param importance_sampling: ``False``: SISS (No IS) (two forward passes' worth of batch).
     :param grad_units: ``"sum"``, ``"mean"`` or ``None`` (the rule's default), see :func:`apply_update`.
     """
-    from unlearn_gym.objectives.siss import siss_no_is_terms, siss_terms
+    from unlearn_gym.objectives.family import objectives_for
 
+    family = objectives_for(schedule)
     if importance_sampling:
-        terms = siss_terms(model, schedule, batch, lam, s=s, generator=generator)
+        terms = family.siss(model, schedule, batch, lam, s=s, generator=generator)
     else:
-        terms = siss_no_is_terms(model, schedule, batch, s=s, generator=generator)
+        terms = family.no_is(model, schedule, batch, s=s, generator=generator)
     return apply_update(model, optimizer, terms, rule, scale, max_grad_norm=max_grad_norm, grad_units=grad_units)
