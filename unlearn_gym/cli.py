@@ -111,13 +111,14 @@ def cmd_ship(a: argparse.Namespace) -> int:
 
 def cmd_evaluate(a: argparse.Namespace) -> int:
     from unlearn_gym.eval.evaluate import evaluate, load_eval_model, write_evaluation
-    from unlearn_gym.pretrained import load_classifier
+    from unlearn_gym.pretrained import load_classifier, model_family
 
     model, preset = load_eval_model(a.checkpoint, a.preset or ("tiny" if a.checkpoint == "pretrained" else None),
                                     model=a.model)
+    family = a.model if a.checkpoint == "pretrained" else model_family(model)  # 'pretrained' reference: same family
     reference = None
     if a.reference != "none":
-        reference = model if a.reference == a.checkpoint else load_eval_model(a.reference, preset, model=a.model)[0]
+        reference = model if a.reference == a.checkpoint else load_eval_model(a.reference, preset, model=family)[0]
     classifier = load_classifier(preset, a.classifier) if a.classifier else None
     report = evaluate(model, reference, preset, classifier=classifier, classifier_name=a.classifier,
                       samples_per_label=a.samples, forget_samples=a.forget_samples, steps=a.steps,
@@ -265,7 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="model sampled from the same noise for SSIM: 'pretrained', a path, or 'none'")
     p.add_argument("--preset", help="preset (default: the checkpoint's; 'pretrained' needs it, else tiny)")
     p.add_argument("--model", choices=("ddpm", "cvae"), default="ddpm",
-                   help="family of 'pretrained' (a checkpoint path says its own)")
+                   help="family of 'pretrained' (a checkpoint path says its own; a 'pretrained' reference follows it)")
     p.add_argument("--samples", type=int, default=50, help="samples per retain label")
     p.add_argument("--forget-samples", type=int, help="samples for label 1 (default 6 x --samples)")
     p.add_argument("--steps", type=int, default=50, help="DDIM steps")

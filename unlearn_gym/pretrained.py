@@ -101,6 +101,14 @@ def checkpoint_family(ck: dict[str, Any]) -> str:
     return str(ck.get("model_family") or (ck.get("config") or {}).get("model") or "ddpm")
 
 
+def model_family(model: nn.Module) -> str:
+    """``"cvae"`` for a :class:`~unlearn_gym.vae.model.ConditionalVAE`, else ``"ddpm"``.
+
+    :param model: a loaded generative model.
+    """
+    return "cvae" if isinstance(model, ConditionalVAE) else "ddpm"
+
+
 def load_cvae_file(path: str | os.PathLike, preset: str | None = None) -> ConditionalVAE:
     """Load VAE weights (a pretraining run or EMA export, an unlearned VAE, a saved VAE env), eval mode.
 
