@@ -7,6 +7,7 @@ every other digit must stay within 5 points.
 
     OMP_NUM_THREADS=1 python benchmarks/env_unlearn.py --env SISSUnlearnMicro-v0
     OMP_NUM_THREADS=1 python benchmarks/env_unlearn.py --env SISSUnlearn-v0 --per-label 100
+    OMP_NUM_THREADS=1 python benchmarks/env_unlearn.py --env SISSUnlearnVAE-v0 --per-label 500   # VAE: prior samples
 """
 
 from __future__ import annotations
@@ -20,18 +21,18 @@ import numpy as np
 import torch
 
 import unlearn_gym  # noqa: F401  (registers the ids)
-from unlearn_gym.diffusion import NoiseSchedule, sample
+from unlearn_gym.diffusion import NoiseSchedule, sample_images
 from unlearn_gym.eval.rates import label_rates, summarize_rates
 from unlearn_gym.pretrained import load_classifier, load_pretrained
 
 
 def score(model, classifier, n_one: int, per_label: int, steps: int, seed: int) -> tuple[dict, dict]:
-    """Summary rates and per-digit accuracy of ``model`` on fixed initial noise."""
+    """Summary rates and per-digit accuracy of ``model`` on fixed initial noise (DDIM, or a VAE's prior)."""
     others = torch.tensor([d for d in range(10) if d != 1]).repeat_interleave(per_label)
     labels = torch.cat([torch.ones(n_one, dtype=torch.long), others])
     res = classifier.resolution
     noise = torch.randn(len(labels), 1, res, res, generator=torch.Generator().manual_seed(seed))
-    rates = label_rates(classifier, sample(model, NoiseSchedule(), labels, steps=steps, noise=noise), labels)
+    rates = label_rates(classifier, sample_images(model, NoiseSchedule(), labels, noise, steps=steps), labels)
     return summarize_rates(rates), {d: r.accuracy for d, r in rates.items()}
 
 
@@ -56,11 +57,12 @@ def main() -> None:
         if term:
             break
     train_s = time.perf_counter() - t0
-    before, acc0 = score(load_pretrained(preset, env.config["checkpoint"]), clf, a.n_one, a.per_label, a.steps, 123)
+    start = load_pretrained(preset, env.config["checkpoint"], ratio=env.config["data_ratio"], model=env.config["model"])
+    before, acc0 = score(start, clf, a.n_one, a.per_label, a.steps, 123)
     after, acc1 = score(env.model, clf, a.n_one, a.per_label, a.steps, 123)
     drops = {d: round(acc0[d] - acc1[d], 3) for d in acc0 if d != 1}
     ok = after["trouser_rate"] <= 0.5 * before["trouser_rate"] and max(drops.values()) <= 0.05
-    cfg = {k: env.config[k] for k in ("preset", "horizon", "lr", "rule", "scale", "batch_size")}
+    cfg = {k: env.config[k] for k in ("model", "preset", "data_ratio", "horizon", "lr", "rule", "scale", "batch_size")}
     print(json.dumps({
         "env": a.env, "config": cfg, "steps_run": info["step"], "diverged": info["diverged"],
         "unlearn_seconds": round(train_s, 1),
