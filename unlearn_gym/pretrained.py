@@ -73,7 +73,7 @@ def load_ddpm_file(path: str | os.PathLike, preset: str | None = None) -> Condit
     :param path: checkpoint file.
     :param preset: expected preset (``None``: whatever the file says).
     """
-    ck = load_checkpoint(path, MODEL_KINDS, preset)
+    ck = load_checkpoint(path, ("cvae", *MODEL_KINDS), preset)
     if checkpoint_family(ck) != "ddpm":
         raise CheckpointError(f"{path} holds VAE weights, not a DDPM; load it with load_pretrained(..., model='cvae')")
     state = ema_weights(ck["ema"]) if "ema" in ck else ck["model"]
