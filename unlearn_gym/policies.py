@@ -109,12 +109,17 @@ class LinearSchedule(Policy):
     dim: int = 1
     name: str = "linear"
 
+    def weight(self, progress: float) -> float:
+        """Share of the way from ``start`` to ``end`` at ``progress`` (override for other shapes)."""
+        return progress
+
     def action(self, progress: float, dim: int) -> np.ndarray:
-        return _vec(self.start, dim) + progress * (_vec(self.end, dim) - _vec(self.start, dim))
+        a, b = _vec(self.start, dim), _vec(self.end, dim)
+        return a + self.weight(progress) * (b - a)
 
 
 @dataclass
-class CosineSchedule(Policy):
+class CosineSchedule(LinearSchedule):
     """Cosine annealing from ``start`` to ``end`` (slow at both ends).
 
     :param start: action value(s) at the start.
@@ -122,14 +127,10 @@ class CosineSchedule(Policy):
     :param dim: action components (for ``predict``).
     """
 
-    start: Values = 1.0
-    end: Values = -1.0
-    dim: int = 1
     name: str = "cosine"
 
-    def action(self, progress: float, dim: int) -> np.ndarray:
-        w = 0.5 * (1.0 - math.cos(math.pi * progress))
-        return _vec(self.start, dim) + w * (_vec(self.end, dim) - _vec(self.start, dim))
+    def weight(self, progress: float) -> float:
+        return 0.5 * (1.0 - math.cos(math.pi * progress))
 
 
 @dataclass
