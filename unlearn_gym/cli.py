@@ -89,7 +89,8 @@ def cmd_sample(a: argparse.Namespace) -> int:
     else:
         x = sample(model, NoiseSchedule(), labels, steps=a.steps, eta=1.0 if a.ddpm else 0.0, generator=gen)
     save_png(a.out, image_grid(x, a.per_label, scale=a.scale))
-    print(f"wrote {a.out}: one row per label 0-9, {a.per_label} samples each ({a.steps} steps)")
+    how = "one pass each" if is_one_step(model) else f"{a.steps} steps"
+    print(f"wrote {a.out}: one row per label 0-9, {a.per_label} samples each ({how})")
     return 0
 
 
