@@ -16,8 +16,8 @@ from unlearn_gym.objectives.family import (
     family_noise,
     objectives_for,
 )
+from unlearn_gym.objectives.mixture import Mixture, siss_mixture
 from unlearn_gym.objectives.siss import (
-    Mixture,
     Terms,
     denoising_loss,
     erasediff_terms,
@@ -26,7 +26,6 @@ from unlearn_gym.objectives.siss import (
     naive_deletion_terms,
     neggrad_terms,
     per_sample_mse,
-    siss_mixture,
     siss_no_is_terms,
     siss_terms,
     weighted_siss_terms,

@@ -2,7 +2,7 @@
 
 With ``σ = 0.3`` and ``γ = sqrt(1 - σ²)`` the mixture is the DDPM's at a single noise level:
 ``m = γ z + σ ε`` with ``z = a`` where ``u < λ`` and ``z = x`` otherwise (the shared
-:func:`~unlearn_gym.objectives.siss.siss_mixture`), the importance weights are the same log-space
+:func:`~unlearn_gym.objectives.mixture.siss_mixture`), the importance weights are the same log-space
 ``w_x``, ``w_a`` (:func:`~unlearn_gym.objectives.siss.importance_log_weights`) and the terms are
 assembled by the same :func:`~unlearn_gym.objectives.siss.weighted_siss_terms`, so every update rule
 of :func:`~unlearn_gym.objectives.update.apply_update` applies unchanged.
@@ -33,13 +33,8 @@ import torch
 from torch import nn
 
 from unlearn_gym.objectives.batches import SISSBatch
-from unlearn_gym.objectives.siss import (
-    LambdaLike,
-    Terms,
-    _check_lambda,
-    siss_mixture,
-    weighted_siss_terms,
-)
+from unlearn_gym.objectives.mixture import siss_mixture
+from unlearn_gym.objectives.siss import LambdaLike, Terms, _check_lambda, weighted_siss_terms
 
 
 @dataclass(frozen=True)
