@@ -189,3 +189,12 @@ def test_cli_unlearn_rejects_an_unknown_method(tmp_path, capsys):
         message = capsys.readouterr().err
     assert "known methods: adaptive-vi" in message
     assert not out.exists()
+
+
+def test_setup_loads_the_model_of_the_data_ratio():
+    from unlearn_gym.methods.setup import build_setup
+    from unlearn_gym.pretrained import load_pretrained
+
+    heavy = build_setup("micro", "trousers", data_ratio=0.5, seed=0)
+    want = load_pretrained("micro", ratio=0.5).state_dict()
+    assert all(torch.equal(v, want[k]) for k, v in heavy.model.state_dict().items())

@@ -117,7 +117,7 @@ def build_setup(
     data = build_contaminated_mnist(p.name, ratio=data_ratio, seed=data_seed, max_train_digits=max_train_digits)
     sampler = PairSampler(*task_split(data, task), batch_size=batch_size, pairing=pairing, x_from=x_from)
     with seeded_global_rng(seed):  # the UNet's throw-away init draws from the global RNG: leave it alone
-        net = load_pretrained(p.name, checkpoint, model=model).train()
+        net = load_pretrained(p.name, checkpoint, ratio=data_ratio, model=model).train()
     optimizer = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=weight_decay)
     config = {
         "lr": lr, "batch_size": batch_size, "weight_decay": float(weight_decay),
