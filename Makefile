@@ -46,7 +46,7 @@ lint: install
 	$(BIN)/ruff check .
 
 test: install data lint
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=15
 
 bench: install data
 	$(BIN)/python benchmarks/env_speed.py
