@@ -93,8 +93,9 @@ class SISSUnlearnEnv(CheckpointMixin, gym.Env[np.ndarray, np.ndarray]):
     `info["reward_terms"]` holds `loss`, `outcome`, `shaping` and `smoothness` (zero where the
     reward mode does not use them); they sum to the reward. Whatever the reward, with
     `outcome=True` (default) the final step's `info["outcome"]` holds the outcome score (forget
-    score, retain mean / worst accuracy, one-rate, the combined scalar and standard errors), measured
-    on fixed noise (common random numbers across episodes and policies).
+    score, retain mean / worst confident accuracy, one-rate, the combined scalar, standard errors
+    and the score's version), measured on fixed noise (common random numbers across episodes and
+    policies).
 
     ## Starting State
 
