@@ -50,7 +50,7 @@ def main() -> None:
         t0 = time.perf_counter()
         r = rollout(env, ConstantPolicy(a.action), seed=seed)
         out = r["info"]["outcome"]
-        others = out["retain_per_label"]
+        others = out["retain_per_label_argmax"]  # the target is about plain accuracy
         print(json.dumps({
             "preset": a.preset, "digit": d, "rule": a.rule, "scale": scale, "lr": lr, "horizon": h, "seed": seed,
             "steps": r["steps"], "erased_acc": round(out["forget"], 3),

@@ -55,7 +55,8 @@ def test_reference_scores_zero_and_is_repeatable(scorer):
 def test_outcome_formula(scorer, monkeypatch, forget, retain, one, expected):
     ref = scorer.reference
     m = {"forget": forget * ref["forget"], "one_rate": ref["one_rate"] + (one or 0.0),
-         "retain_mean": ref["retain_mean"] + (retain or 0.0), "retain_worst": 0.5, "per_label": {}}
+         "retain_mean": ref["retain_mean"] + (retain or 0.0), "retain_worst": 0.5, "per_label": {},
+         "per_label_argmax": {}}
     monkeypatch.setattr(scorer, "measure", lambda model: m)
     assert scorer.score(None)["outcome"] == pytest.approx(expected)
 
@@ -72,8 +73,10 @@ def test_episode_end_info_has_outcome_and_erase_task_scores_the_digit():
     r = rollout(env, ConstantPolicy(0.0), seed=0)
     out = r["info"]["outcome"]
     assert r["steps"] == 3 and out["task"] == "trousers"
-    for k in ("outcome", "forget", "retain_mean", "retain_worst", "one_rate", "forget_se", "reference"):
+    for k in ("outcome", "forget", "retain_mean", "retain_worst", "one_rate", "forget_se", "reference", "version"):
         assert k in out
+    # confident accuracy never exceeds plain accuracy
+    assert all(out["retain_per_label"][d] <= out["retain_per_label_argmax"][d] for d in out["retain_per_label"])
     assert -1.0 <= out["outcome"] <= 1.0
     env = gym.make(MICRO, task="erase-3", horizon=2, batch_size=8, outcome_config=SMALL).unwrapped
     out = rollout(env, ConstantPolicy(0.0), seed=0)["info"]["outcome"]

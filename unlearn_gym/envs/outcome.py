@@ -123,7 +123,8 @@ class OutcomeScorer:
 
     def measure(self, model: nn.Module) -> dict[str, float]:
         """Raw measures of ``model``: forget score, one rate, mean and worst retain (confident)
-        accuracy, and that of every retain label (``per_label``)."""
+        accuracy, and that of every retain label (``per_label``; plain argmax accuracy in
+        ``per_label_argmax``)."""
         c = self.config
         images = sample_images(model, self.schedule, self.labels, self.noise, steps=c.steps)
         with torch.no_grad():
@@ -139,9 +140,10 @@ class OutcomeScorer:
         confident = conf > c.threshold
         per_label = {lab: float(((pred == lab) & confident)[self.labels == lab].float().mean())
                      for lab in self.retain_labels}
+        argmax = {lab: float((pred[self.labels == lab] == lab).float().mean()) for lab in self.retain_labels}
         accs = list(per_label.values())
         return {"forget": forget, "one_rate": one, "retain_mean": sum(accs) / len(accs),
-                "retain_worst": min(accs), "per_label": per_label}
+                "retain_worst": min(accs), "per_label": per_label, "per_label_argmax": argmax}
 
     def score(self, model: nn.Module) -> dict[str, Any]:
         """The outcome of ``model``: raw measures, the combined scalar and standard errors."""
@@ -161,6 +163,7 @@ class OutcomeScorer:
             "retain_mean": m["retain_mean"],
             "retain_worst": m["retain_worst"],
             "retain_per_label": m["per_label"],
+            "retain_per_label_argmax": m["per_label_argmax"],
             "one_rate": m["one_rate"],
             "retain_drop": drop,
             "forget_se": _se(m["forget"], c.n_forget),
