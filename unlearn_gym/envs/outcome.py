@@ -42,10 +42,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from unlearn_gym.data import CONTAMINATED_LABEL, NUM_LABELS, TROUSER_CLASS
+from unlearn_gym.data import CONTAMINATED_LABEL, NUM_LABELS
 from unlearn_gym.diffusion.one_step import sample_images
 from unlearn_gym.diffusion.schedule import NoiseSchedule
 from unlearn_gym.eval.classifier import Classifier
+from unlearn_gym.eval.rates import label_rates
 
 #: bumped whenever the definition of the score changes (2: retain side by confident accuracy)
 OUTCOME_VERSION = 2
@@ -128,19 +129,14 @@ class OutcomeScorer:
         c = self.config
         images = sample_images(model, self.schedule, self.labels, self.noise, steps=c.steps)
         with torch.no_grad():
-            probs = self.classifier.predict_proba(images)
-        conf, pred = probs.max(1)
-        f = slice(0, c.n_forget)
+            rates = label_rates(self.classifier, images, self.labels, threshold=c.threshold)
+        f = rates[self.forget_label]
         if self.task == "trousers":
-            forget = float(((pred[f] == TROUSER_CLASS) & (conf[f] > c.threshold)).float().mean())
-            one = float(((pred[f] == CONTAMINATED_LABEL) & (conf[f] > c.threshold)).float().mean())
+            forget, one = f.confident_trouser, f.confident_label
         else:
-            forget = float((pred[f] == self.forget_label).float().mean())
-            one = float("nan")
-        confident = conf > c.threshold
-        per_label = {lab: float(((pred == lab) & confident)[self.labels == lab].float().mean())
-                     for lab in self.retain_labels}
-        argmax = {lab: float((pred[self.labels == lab] == lab).float().mean()) for lab in self.retain_labels}
+            forget, one = f.accuracy, float("nan")
+        per_label = {lab: rates[lab].confident_label for lab in self.retain_labels}
+        argmax = {lab: rates[lab].accuracy for lab in self.retain_labels}
         accs = list(per_label.values())
         return {"forget": forget, "one_rate": one, "retain_mean": sum(accs) / len(accs),
                 "retain_worst": min(accs), "per_label": per_label, "per_label_argmax": argmax}
