@@ -10,7 +10,7 @@ different versions are never mixed.
 
 .. code-block:: python
 
-    env = gym.make("unlearn_gym:SISSUnlearnMicro-v0", instance="micro-heavy-b8")
+    env = gym.make("unlearn_gym:SISSUnlearnMicro-v0", instance="micro-heavy-scale-b8-h30")
     env = gym.make("unlearn_gym:SISSUnlearnMicro-v0", instances="default:train")  # one per reset
 
 The instances and why they are in the set are documented in ``docs/headroom.md`` (measured by
@@ -70,6 +70,8 @@ class InstanceSet:
 
     :param name: set name.
     :param version: bumped whenever an instance or the outcome score changes (results record it).
+        History of every registered set: 1 = first measurement; 2 = the outcome score's retain side
+        uses confident accuracy (``OUTCOME_VERSION`` 2), same instances.
     :param description: what the set measures.
     :param train: instances an agent may train on.
     :param test: held-out instances it is judged on.
@@ -135,8 +137,10 @@ def instance_info(name: str) -> dict[str, Any]:
 
     :param name: instance name.
     """
-    get_instance(name)
-    inst, s, split = _index()[name]
+    idx = _index()
+    if name not in idx:
+        get_instance(name)  # raises, listing the known names
+    inst, s, split = idx[name]
     return {"name": inst.name, "set": s.name, "version": s.version, "split": split}
 
 
@@ -160,9 +164,6 @@ def resolve_instances(spec: str | list[str] | tuple[str, ...]) -> list[str]:
         raise ValueError(f"instances={spec!r} selects no instance")
     return names
 
-
-#: version history of every set: 1 = first measurement; 2 = the outcome score's retain side uses
-#: confident accuracy (OUTCOME_VERSION 2), same instances
 
 #: constructor arguments whose default is "the preset's": an explicit value conflicts with an instance
 _PRESET_DEFAULTED = ("horizon", "lr", "rule", "scale", "batch_size", "scale_range")
