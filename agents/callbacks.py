@@ -20,29 +20,17 @@ STEP_KEYS = ("lambda", "scale", "loss", "L_r", "L_f", "L_x", "L_a", "grad_norm_r
              "grad_norm_a", "total_grad_norm")
 
 
-def paper_term(info: dict[str, Any], reward_clip: float = 10.0) -> float:
-    """The paper's reward of one step, ``-L_SISS - β Δλ²``, from its ``info`` (whatever the env's reward).
-
-    :param info: a step's info (``loss`` and ``reward_terms["smoothness"]``).
-    :param reward_clip: the env's clip of the loss term (``config["reward_clip"]``).
-    """
-    loss = float(info["loss"])
-    loss_term = -min(reward_clip, max(-reward_clip, loss)) if math.isfinite(loss) else -reward_clip
-    return loss_term + float(info["reward_terms"]["smoothness"])
-
-
-def step_row(info: dict[str, Any], reward: float, reward_clip: float = 10.0) -> dict[str, float]:
+def step_row(info: dict[str, Any], reward: float) -> dict[str, float]:
     """One row of a trajectory log: step, λ, scale, losses, gradient norms, reward and its terms.
 
     :param info: the step's info.
     :param reward: the step's reward.
-    :param reward_clip: the env's clip of the loss term.
     """
     row: dict[str, float] = {"step": int(info["step"]), "global_step": int(info.get("global_step", info["step"]))}
     row.update({k: float(info[k]) for k in STEP_KEYS if k in info})
     row["reward"] = float(reward)
     row.update({f"reward_{k}": float(v) for k, v in info["reward_terms"].items()})
-    row["paper_reward"] = paper_term(info, reward_clip)
+    row["paper_reward"] = float(info["paper_reward"])  # -L_SISS - β Δλ², whatever the env's reward
     row["diverged"] = float(bool(info.get("diverged", False)))
     return row
 
@@ -57,16 +45,13 @@ class UnlearnLogCallback(BaseCallback):
 
     :param log_scale: log the forget scale (default: when the action has two components).
     :param record_trajectory: keep every step's row of env 0 in :attr:`trajectory` (the online protocol).
-    :param reward_clip: the env's clip of the loss term (for the paper's return).
     :param verbose: SB3 verbosity.
     """
 
-    def __init__(self, log_scale: bool | None = None, record_trajectory: bool = False, reward_clip: float = 10.0,
-                 verbose: int = 0):
+    def __init__(self, log_scale: bool | None = None, record_trajectory: bool = False, verbose: int = 0):
         super().__init__(verbose)
         self.log_scale = log_scale
         self.record_trajectory = record_trajectory
-        self.reward_clip = reward_clip
         self.episodes: list[dict[str, Any]] = []
         self.trajectory: list[dict[str, float]] = []
         self.last: dict[str, Any] = {}
@@ -84,7 +69,7 @@ class UnlearnLogCallback(BaseCallback):
         for i, info in enumerate(infos):
             if "lambda" not in info or "reward_terms" not in info:
                 continue
-            row = step_row(info, float(rewards[i]), self.reward_clip)
+            row = step_row(info, float(rewards[i]))
             for key in STEP_KEYS:
                 if key in row and math.isfinite(row[key]) and (key != "scale" or self.log_scale):
                     self.logger.record_mean(f"unlearn/{key}", row[key])

@@ -38,7 +38,6 @@ def run_policy(model: Any, env: Any, seed: int | None, *, normalizer: Any = None
     :returns: ``rows`` (one dict per step), ``lambdas``, ``scales``, ``return``, ``paper_return``,
         ``steps``, ``diverged``, ``outcome`` (the final ``info["outcome"]`` or ``None``), ``info``.
     """
-    clip = float(env.unwrapped.config.get("reward_clip", 10.0))
     obs, info = env.reset(seed=seed, options=options)
     state, start = None, np.ones((1,), dtype=bool)
     rows: list[dict[str, float]] = []
@@ -52,7 +51,7 @@ def run_policy(model: Any, env: Any, seed: int | None, *, normalizer: Any = None
         start = np.zeros((1,), dtype=bool)
         obs, reward, terminated, truncated, info = env.step(np.asarray(action)[0])
         total += float(reward)
-        rows.append(step_row(info, float(reward), clip))
+        rows.append(step_row(info, float(reward)))
     return {"rows": rows, "lambdas": [r["lambda"] for r in rows], "scales": [r["scale"] for r in rows],
             "return": total, "paper_return": float(sum(r["paper_reward"] for r in rows)), "steps": len(rows),
             "diverged": bool(terminated), "outcome": info.get("outcome"), "info": info}

@@ -288,8 +288,7 @@ def train(args: Args, command: str | None = None) -> dict[str, Any]:
     device = kw.pop("device", "cpu")
     model = algo_class(args.algo)(hp["policy"], venv, seed=args.seed, verbose=args.verbose, device=device,
                                   tensorboard_log=str(out / "tb") if args.tensorboard else None, **kw)
-    reward_clip = float(venv.get_attr("config")[0]["reward_clip"])
-    log_cb = UnlearnLogCallback(record_trajectory=args.protocol == "online", reward_clip=reward_clip)
+    log_cb = UnlearnLogCallback(record_trajectory=args.protocol == "online")
     callbacks: list[Any] = [log_cb, CheckpointCallback(
         save_freq=max(1, (args.checkpoint_freq or max(1, n_timesteps // 5)) // hp["n_envs"]),
         save_path=str(out / "checkpoints"), name_prefix="policy", save_vecnormalize=bool(hp["normalize"]))]

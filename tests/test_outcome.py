@@ -98,6 +98,14 @@ def test_outcome_reward_is_terminal_and_shaping_telescopes():
     assert any(x != 0.0 for x in rs["rewards"][:-1])
 
 
+def test_paper_reward_is_reported_whatever_the_reward():
+    kw = dict(horizon=4, batch_size=8, outcome_config=SMALL)
+    siss = rollout(gym.make(MICRO, reward="siss", **kw).unwrapped, ConstantPolicy(0.3), seed=2)
+    outcome = rollout(gym.make(MICRO, reward="outcome", **kw).unwrapped, ConstantPolicy(0.3), seed=2)
+    assert siss["paper_return"] == pytest.approx(siss["return"])
+    assert outcome["paper_return"] == pytest.approx(siss["return"])  # same updates, the paper's reward
+
+
 def test_outcome_reward_argument_checks():
     with pytest.raises(ValueError, match="outcome=True"):
         gym.make(MICRO, reward="outcome", outcome=False)

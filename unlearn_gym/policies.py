@@ -186,14 +186,15 @@ def rollout(env: Any, policy: Callable[[np.ndarray, int], np.ndarray], seed: int
     :param seed: reset seed.
     :param options: reset options.
     :returns: ``return`` (sum of rewards), ``steps``, ``lambdas``, ``scales``, ``rewards``,
-        ``losses`` (the paper's L_SISS of each update),
+        ``losses`` (the paper's L_SISS of each update), ``paper_return`` (the sum of
+        ``info["paper_reward"]``: the paper's return, whatever the env's reward),
         ``terminated`` and the final ``info`` (whose ``"outcome"`` holds the outcome score).
     """
     if isinstance(policy, Policy):
         policy.reset(seed)
     dim = int(env.action_space.shape[0])
     obs, info = env.reset(seed=seed, options=options)
-    rewards, lambdas, scales, losses = [], [], [], []
+    rewards, lambdas, scales, losses, paper = [], [], [], [], []
     terminated = truncated = False
     while not (terminated or truncated):
         obs, r, terminated, truncated, info = env.step(policy(obs, dim))
@@ -201,5 +202,7 @@ def rollout(env: Any, policy: Callable[[np.ndarray, int], np.ndarray], seed: int
         lambdas.append(float(info["lambda"]))
         scales.append(float(info["scale"]))
         losses.append(float(info["loss"]))
-    return {"return": float(sum(rewards)), "steps": len(rewards), "rewards": rewards, "lambdas": lambdas,
-            "scales": scales, "losses": losses, "terminated": bool(terminated), "info": info}
+        paper.append(float(info["paper_reward"]))
+    return {"return": float(sum(rewards)), "paper_return": float(sum(paper)), "steps": len(rewards),
+            "rewards": rewards, "lambdas": lambdas, "scales": scales, "losses": losses,
+            "terminated": bool(terminated), "info": info}

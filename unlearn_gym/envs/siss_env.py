@@ -91,7 +91,9 @@ class SISSUnlearnEnv(CheckpointMixin, gym.Env[np.ndarray, np.ndarray]):
     and the ranking of policies is unchanged; it costs one probe forward pass per step.
 
     `info["reward_terms"]` holds `loss`, `outcome`, `shaping` and `smoothness` (zero where the
-    reward mode does not use them); they sum to the reward. Whatever the reward, with
+    reward mode does not use them); they sum to the reward. Whatever the reward,
+    `info["paper_reward"]` is the paper's step reward (the `reward="siss"` value), so the paper's
+    return can be reported beside any other; with
     `outcome=True` (default) the final step's `info["outcome"]` holds the outcome score (forget
     score, retain mean / worst confident accuracy, one-rate, the combined scalar, standard errors
     and the score's version), measured on fixed noise (common random numbers across episodes and
@@ -430,8 +432,9 @@ class SISSUnlearnEnv(CheckpointMixin, gym.Env[np.ndarray, np.ndarray]):
             self._retain_ema > c["divergence_factor"] * self._ref_retain
         )
         truncated = self._t >= self.horizon and not diverged
-        clip = c["reward_clip"]
-        loss_term = -min(clip, max(-clip, loss)) if math.isfinite(loss) else -clip
+        smooth = -c["beta"] * (lam - self._lam_prev) ** 2
+        paper_loss_term = _clipped_loss_term(upd.loss, c["reward_clip"])  # the paper's, whatever the reward
+        loss_term = _clipped_loss_term(loss, c["reward_clip"]) if c["reward"] == "probe" else paper_loss_term
         outcome_term = shaping_term = 0.0
         if (diverged or truncated) and self.scorer is not None:
             info["outcome"] = self.score()
@@ -442,13 +445,13 @@ class SISSUnlearnEnv(CheckpointMixin, gym.Env[np.ndarray, np.ndarray]):
             if c["shaping"]:
                 phi = 0.0 if (diverged or truncated) else -c["shaping"] * self.probe.loss(self.model, 0.5, c["s"])
                 shaping_term, self._phi = phi - self._phi, phi
-        smooth = -c["beta"] * (lam - self._lam_prev) ** 2
         reward = loss_term + outcome_term + shaping_term + smooth
         self._lam_prev = lam
         self._needs_restore = self._needs_restore or diverged
         info.update(reward_terms={"loss": loss_term, "outcome": outcome_term, "shaping": shaping_term,
                                   "smoothness": smooth},
-                    step=self._t, global_step=self.global_step, retain_ema=self._retain_ema, diverged=diverged)
+                    paper_reward=paper_loss_term + smooth, step=self._t, global_step=self.global_step,
+                    retain_ema=self._retain_ema, diverged=diverged)
         return self._obs(), float(reward), diverged, truncated, info
 
     def score(self) -> dict[str, Any]:
@@ -475,3 +478,8 @@ class SISSUnlearnEnv(CheckpointMixin, gym.Env[np.ndarray, np.ndarray]):
         labels = torch.arange(10).repeat_interleave(self.render_cols)
         imgs = sample_images(self.model, self.schedule, labels, self._render_noise, steps=self.render_steps)
         return image_grid(imgs, nrow=self.render_cols, scale=max(1, 32 // imgs.shape[-1]))
+
+
+def _clipped_loss_term(loss: float, clip: float) -> float:
+    """``-loss`` clipped to ``±clip``; a non-finite loss counts as ``+clip`` (reward ``-clip``)."""
+    return -min(clip, max(-clip, loss)) if math.isfinite(loss) else -clip
