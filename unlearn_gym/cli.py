@@ -177,6 +177,35 @@ def cmd_train_agent(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_benchmark(a: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from unlearn_gym.benchmark import BenchmarkConfig, quick_config, run_benchmark
+
+    cfg = quick_config() if a.quick else BenchmarkConfig()
+    over: dict = {"preset": a.preset, "instances": a.instances, "task": a.task, "workers": a.workers,
+                  "out": a.out or ("runs/benchmark-quick" if a.quick else "runs/benchmark"),
+                  "ray": a.ray is not None, "ray_address": a.ray or None, "pareto": a.pareto, "seed0": a.seed0}
+    if a.seeds is not None:
+        over["seeds"] = a.seeds
+    if a.pareto_lambdas:
+        over["pareto_lambdas"] = tuple(a.pareto_lambdas)
+    if a.pareto_scales:
+        over["pareto_scales"] = tuple(a.pareto_scales)
+    if a.methods:
+        over["methods"] = [m.strip() for item in a.methods for m in item.split(",") if m.strip()]
+    settings = {k: v for k, v in (("eval_samples", a.eval_samples), ("eval_steps", a.eval_steps),
+                                  ("agent_timesteps", a.agent_timesteps), ("steps", a.steps)) if v is not None}
+    cfg = replace(cfg, **over, settings=replace(cfg.settings, **settings))
+    res = run_benchmark(cfg, progress=not a.quiet, command=_command())
+    n_ok, n_fail = len(res["cells"]), len(res["failed"])
+    print(f"{n_ok} cells finished, {n_fail} failed in {res['run']['wall_s']:.0f} s;"
+          f" wrote {cfg.out}/report.md, results.json and figures")
+    for v in res["claims"]:
+        print(f"  {v['instance']}: {v['claim']}: {v['verdict']}")
+    return 1 if n_fail else 0
+
+
 def cmd_instances(a: argparse.Namespace) -> int:
     from unlearn_gym.envs.instances import INSTANCE_SETS
 
@@ -294,6 +323,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-tensorboard", action="store_true", help="CSV log only")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_unlearn)
+
+    p = sub.add_parser("benchmark", help="every method, λ policy and RL agent on the same instances and seeds:"
+                       " Table 1 with CIs, verdicts, Pareto front, performance (report.md, results.json)")
+    p.add_argument("--preset", default="tiny", help="preset of the problem (when --instances is not given)")
+    p.add_argument("--instances", default=None, help="instance set (default, default:test, ...) or names a,b")
+    p.add_argument("--task", default="trousers", help="task of the preset's problem (trousers or erase-<digit>)")
+    p.add_argument("--seeds", type=int, default=None, help="number of seeds (default 5; --quick: 1)")
+    p.add_argument("--seed0", type=int, default=0, help="first seed")
+    p.add_argument("--methods", action="append", default=None,
+                   help="entries to run: names, patterns (siss*) or kinds (method, policy, agent); comma-separated"
+                        " or repeated (default: all)")
+    p.add_argument("--quick", action="store_true", help="1 seed, fewer evaluation samples and steps, short agent"
+                   " training: every method in minutes")
+    p.add_argument("--out", default=None, help="output folder (default runs/benchmark[-quick]); rerunning resumes")
+    p.add_argument("--workers", type=int, default=2, help="worker processes (1: in this process), or Ray CPUs")
+    p.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
+                   help="run the cells as Ray tasks: a local Ray, or join the cluster at ADDRESS (pip install"
+                        " 'unlearn-gym[ray]')")
+    p.add_argument("--pareto", action=argparse.BooleanOptionalAction, default=True,
+                   help="add the static-SISS λ and ρ grid of the Pareto front")
+    p.add_argument("--pareto-lambdas", type=float, nargs="+", default=None, help="λ grid of static SISS (0.1 0.9)")
+    p.add_argument("--pareto-scales", type=float, nargs="+", default=None,
+                   help="forget-scale grid ρ of static SISS, ratio rule (0.1 0.25 2)")
+    p.add_argument("--eval-samples", type=int, default=None, help="evaluation samples per retain label")
+    p.add_argument("--eval-steps", type=int, default=None, help="DDIM steps of the evaluation")
+    p.add_argument("--agent-timesteps", type=int, default=None, help="training steps of an episodic agent")
+    p.add_argument("--steps", type=int, default=None, help="unlearning steps of every run (default: the horizon)")
+    p.add_argument("--quiet", action="store_true", help="no progress display")
+    p.set_defaults(func=cmd_benchmark)
 
     from agents.train import add_arguments as add_agent_arguments  # stdlib only: no torch or SB3 import
 

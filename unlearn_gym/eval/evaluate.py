@@ -235,6 +235,7 @@ def evaluate(
     classifier_name: str | None = None,
     keep_samples: bool = True,
     progress: bool = True,
+    reference_samples: torch.Tensor | None = None,
 ) -> EvalReport:
     """Measure a DDPM on the forget side (label 1) and the retain side, paired with a reference.
 
@@ -263,6 +264,10 @@ def evaluate(
     :param classifier_name: description of a classifier passed in (recorded in the report).
     :param keep_samples: attach the samples to the report (for grids; never serialised).
     :param progress: show a progress bar over the sampled images.
+    :param reference_samples: the reference model's samples from this very plan (same
+        ``samples_per_label``, ``forget_samples``, ``steps``, ``seed``), e.g. ``report.samples["reference"]``
+        of an earlier call: they are used instead of sampling the reference again (a benchmark
+        evaluates many models against one reference).
     """
     t_start = time.perf_counter()
     p = get_preset(preset)
@@ -289,7 +294,15 @@ def evaluate(
     gen = torch.Generator().manual_seed(seed)
     noise = torch.randn(len(labels), 1, p.resolution, p.resolution, generator=gen)
     same = reference_model is model
-    n_draw = len(labels) * (1 if reference_model is None or same else 2)
+    if reference_samples is not None:
+        if reference_model is None:
+            raise ValueError("reference_samples needs the reference_model they were drawn from")
+        if tuple(reference_samples.shape) != tuple(noise.shape):
+            raise ValueError(f"reference_samples has shape {tuple(reference_samples.shape)}, this plan draws"
+                             f" {tuple(noise.shape)}: pass samples from the same samples_per_label,"
+                             " forget_samples and preset")
+    reuse = reference_samples is not None or same
+    n_draw = len(labels) * (1 if reference_model is None or reuse else 2)
     t0 = time.perf_counter()
     with tqdm(total=n_draw, disable=not progress, desc=f"sampling ({steps} DDIM steps)", unit="img") as bar:
         kw = {"steps": steps, "batch_size": batch_size, "bar": bar, "schedule": schedule}
@@ -298,6 +311,8 @@ def evaluate(
             x_ref = None
         elif same:
             x_ref = x
+        elif reference_samples is not None:
+            x_ref = reference_samples
         else:
             x_ref = draw_samples(reference_model, labels, noise, **kw)
     sampling_s = time.perf_counter() - t0
@@ -316,7 +331,8 @@ def evaluate(
         "is_splits": is_splits, "is_seed": seed, "ssim": "torchmetrics SSIM, gaussian sigma 1.5, data range [-1, 1]",
         "n_real_per_label": n_real, "n_real_trousers": len(trousers), "retain_labels": list(RETAIN_LABELS),
         "feature_dim": int(classifier.feature_dim), "batch_size": batch_size,
-        "reference_is_model": same, "n_sampled": n_draw,
+        "reference_is_model": same, "reference_samples_reused": reference_samples is not None,
+        "n_sampled": n_draw,
     }
     summary, rates = _headline(classifier, x, labels, real, trousers, cfg)
     ref_summary, ref_rates = None, None

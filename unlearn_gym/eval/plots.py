@@ -18,7 +18,7 @@ from unlearn_gym.data import CONTAMINATED_LABEL, NUM_LABELS
 from unlearn_gym.imaging import image_grid, save_png
 
 
-def _figure(size: tuple[float, float] = (6.0, 4.0)) -> Any:
+def new_figure(size: tuple[float, float] = (6.0, 4.0)) -> Any:
     try:
         from matplotlib.figure import Figure
     except ImportError as e:  # pragma: no cover - depends on the environment
@@ -26,7 +26,7 @@ def _figure(size: tuple[float, float] = (6.0, 4.0)) -> Any:
     return Figure(figsize=size, dpi=100, layout="constrained")
 
 
-def _save(fig: Any, path: str | os.PathLike) -> Path:
+def save_figure(fig: Any, path: str | os.PathLike) -> Path:
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
     atomic_write_bytes(path, buf.getvalue())
@@ -53,7 +53,7 @@ def plot_lambda_trajectory(
     :param bounds: optional (λ_min, λ_max) drawn as dashed lines.
     :param title: figure title.
     """
-    fig = _figure()
+    fig = new_figure()
     ax = fig.add_subplot()
     for name, vs in _series(lambdas, "λ").items():
         ax.plot(range(len(vs)), vs, label=name, lw=1.2)
@@ -62,7 +62,7 @@ def plot_lambda_trajectory(
             ax.axhline(b, color="grey", ls="--", lw=0.8)
     ax.set(xlabel="step", ylabel="λ", title=title)
     ax.legend(loc="best", fontsize="small")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_loss_components(
@@ -81,7 +81,7 @@ def plot_loss_components(
     """
     if not components:
         raise ValueError("no loss components to plot")
-    fig = _figure()
+    fig = new_figure()
     ax = fig.add_subplot()
     for name, vs in _series(components, "loss").items():
         ax.plot(range(len(vs)), vs, label=name, lw=1.2)
@@ -89,7 +89,7 @@ def plot_loss_components(
         ax.set_yscale("log")
     ax.set(xlabel="step", ylabel="value", title=title)
     ax.legend(loc="best", fontsize="small")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_forget_retain(
@@ -111,7 +111,7 @@ def plot_forget_retain(
     """
     if not runs:
         raise ValueError("no runs to plot")
-    fig = _figure()
+    fig = new_figure()
     ax = fig.add_subplot()
     for name, run in runs.items():
         s = run.summary if hasattr(run, "summary") else run
@@ -121,7 +121,7 @@ def plot_forget_retain(
         ax.annotate(name, (s[x], s[y]), textcoords="offset points", xytext=(4, 4), fontsize="small")
     ax.set(xlabel=x, ylabel=y, title=title)
     ax.grid(alpha=0.3)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def paired_grid(

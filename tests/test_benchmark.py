@@ -1,0 +1,129 @@
+"""`unlearn-gym benchmark`: cells, cache and resume, failures, statistics, report files, Ray."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from unlearn_gym.benchmark import BenchmarkConfig, BenchSettings, Entry, build_cells, run_benchmark
+from unlearn_gym.benchmark.analysis import claims, pareto_front
+from unlearn_gym.benchmark.entries import select_entries
+from unlearn_gym.benchmark.stats import ci95, fmt_ci, paired
+from unlearn_gym.methods import Method, register_method
+
+#: tiny budgets: 4 unlearning steps on micro, 4 evaluation samples per label, DDIM-4
+FAST = BenchSettings(eval_samples=4, eval_forget_samples=8, eval_steps=4, steps=4, agent_timesteps=8)
+
+
+@register_method
+class _Boom(Method):
+    name = "test-boom"
+    tasks = ("trousers",)
+    summary = "raises at its first step (tests that a failing cell is reported)"
+
+    def step(self, i: int) -> dict[str, float]:
+        raise RuntimeError("boom on purpose")
+
+
+def _cfg(tmp_path, **kw) -> BenchmarkConfig:
+    base = dict(preset="micro", seeds=2, methods=["siss", "naive-deletion"], pareto=False, settings=FAST, workers=1,
+                out=str(tmp_path / "bench"))
+    return BenchmarkConfig(**{**base, **kw})
+
+
+def test_micro_benchmark_writes_every_file_and_resumes(tmp_path):
+    cfg = _cfg(tmp_path)
+    first = run_benchmark(cfg, progress=False, command="test")
+    out = tmp_path / "bench"
+    for name in ("report.md", "results.json", "pareto.png", "time.png"):
+        assert (out / name).is_file(), name
+    assert first["run"]["computed"] == 4 and not first["failed"]
+    res = json.loads((out / "results.json").read_text())
+    agg = res["aggregate"]["micro-trousers"]
+    for entry in ("siss", "naive-deletion"):
+        for m in ("forget_fid", "forget_kid", "forget_is", "retain_fid", "retain_kid", "retain_is", "retain_ssim",
+                  "forget_score", "outcome"):
+            cell = agg[entry][m]
+            assert cell["n"] == 2 and math.isfinite(cell["mean"]) and math.isfinite(cell["ci"]), (entry, m)
+    report = (out / "report.md").read_text()
+    assert "Table 1 — forget set" in report and "Table 1 — retain set" in report and "±" in report
+    assert "## Performance" in report and "## Statistics" in report
+    # resume: the second run computes nothing and reports the same numbers
+    second = run_benchmark(cfg, progress=False)
+    assert second["run"]["computed"] == 0 and second["run"]["cached"] == 4
+    assert second["aggregate"] == first["aggregate"]
+
+
+def test_failing_method_is_reported_while_others_finish(tmp_path):
+    boom = Entry(name="boom", kind="method", target="test-boom")
+    cfg = _cfg(tmp_path, seeds=1, methods=["boom", "siss"], entries=(boom, Entry(name="siss", kind="method",
+                                                                                      target="siss")))
+    res = run_benchmark(cfg, progress=False)
+    assert [c["entry"] for c in res["cells"]] == ["siss"]
+    assert len(res["failed"]) == 1 and "boom on purpose" in res["failed"][0]["error"]
+    report = (tmp_path / "bench" / "report.md").read_text()
+    assert "## Failed cells" in report and "boom · micro-trousers · seed 0" in report
+    # a failed cell is not cached: the next run retries it (and only it)
+    again = run_benchmark(cfg, progress=False)
+    assert again["run"]["computed"] == 1 and len(again["failed"]) == 1
+
+
+def test_cells_skip_what_a_method_cannot_serve_and_keys_are_stable(tmp_path):
+    cfg = _cfg(tmp_path, methods=["sfd", "siss"], seeds=1)
+    cells, skipped = build_cells(cfg)
+    assert [c.entry.name for c in cells] == ["siss"]
+    assert skipped[0]["entry"] == "sfd" and "trousers" in skipped[0]["why"]
+    again, _ = build_cells(cfg)
+    assert cells[0].key() == again[0].key()
+    other, _ = build_cells(_cfg(tmp_path, methods=["siss"], seeds=1, settings=BenchSettings(eval_samples=5)))
+    assert other[0].key() != cells[0].key()
+    with pytest.raises(ValueError, match="matches no entry"):
+        select_entries((), ["nope"])
+
+
+def test_statistics():
+    m, h = ci95([1.0, 2.0, 3.0])
+    assert m == 2.0 and h == pytest.approx(2.4841, abs=1e-3)  # t(0.975, 2) * 1 / sqrt(3)
+    assert math.isnan(ci95([1.0])[1])
+    from scipy.stats import ttest_rel
+
+    a, b = {0: 1.0, 1: 2.5, 2: 2.0, 3: 4.0}, {0: 0.5, 1: 2.0, 2: 2.2, 3: 3.0, 9: 7.0}
+    p = paired(a, b)
+    assert p.n == 4 and p.p == pytest.approx(ttest_rel([1, 2.5, 2, 4], [0.5, 2, 2.2, 3]).pvalue)
+    assert pareto_front({"a": (0.0, 2.0), "b": (0.1, 1.0), "c": (0.1, 3.0), "d": (0.0, 2.0)}) == ["a", "d", "b"]
+    assert fmt_ci(1234.5, 10.0) == "1234 ± 10" and fmt_ci(float("nan"), 1.0) == "–"
+
+
+def _cell(entry, seed, **metrics):
+    return {"instance": "i", "entry": entry, "seed": seed, "status": "ok", "metrics": metrics}
+
+
+def test_claim_verdicts_follow_the_stated_rule():
+    cells = []
+    for s in range(5):
+        cells.append(_cell("adaptive-vi", s, forget_fid=100.0 + s + 10, retain_fid=5.0 + 0.01 * s))
+        cells.append(_cell("siss", s, forget_fid=100.0 + s + 0.3 * (s % 2), retain_fid=5.0 + 0.02 * (s % 3)))
+    v = {c["measure"] + c["claim"][-25:]: c for c in claims(cells, ["i"])}
+    fid = next(c for c in v.values() if c["measure"] == "forget_fid")
+    assert fid["verdict"] == "confirmed" and fid["paired"]["mean"] > 0
+    # make the retain FID of adaptive-vi clearly worse: the guard fails
+    for c in cells:
+        if c["entry"] == "adaptive-vi":
+            c["metrics"]["retain_fid"] += 3.0 + 0.1 * c["seed"]
+    fid = next(c for c in claims(cells, ["i"]) if c["measure"] == "forget_fid")
+    assert fid["verdict"].startswith("not confirmed: better forget FID but significantly worse retain FID")
+
+
+def test_ray_matches_the_local_executor(tmp_path):
+    pytest.importorskip("ray")
+    kw = dict(seeds=1, methods=["siss", "constant"])
+    local = run_benchmark(_cfg(tmp_path / "local", workers=2, **kw), progress=False)
+    ray_res = run_benchmark(_cfg(tmp_path / "ray", workers=2, ray=True, **kw), progress=False)
+    assert ray_res["run"]["executor"] == "ray" and not ray_res["failed"] and not local["failed"]
+
+    def numbers(res):
+        return {c["entry"]: (c["metrics"], c["outcome"], c.get("lambdas")) for c in res["cells"]}
+
+    assert numbers(ray_res) == numbers(local)

@@ -1,0 +1,172 @@
+"""What the benchmark compares: entries (rows), instances (problems) and their resolution.
+
+An :class:`Entry` is one way to get an unlearned model:
+
+* ``baseline``: the pretrained model itself (the "Baseline" column of the seed's Table 1);
+* ``method``: a registered method of :mod:`unlearn_gym.methods` (static SISS, the reference
+  baselines, adaptive-VI λ, SFD, the hybrid) run by :func:`unlearn_gym.methods.run`;
+* ``policy``: a λ policy that needs no training (:mod:`unlearn_gym.policies`) run through the env;
+* ``agent``: a Stable-Baselines3 agent trained by :func:`agents.train.train` in one of the paper's
+  protocols (``episodic``: train, then one run of the frozen policy; ``online``: one run that
+  the agent learns during).
+
+An instance is an :class:`~unlearn_gym.envs.instances.Instance`: a registered one (``--instances
+default``) or the preset's own problem (``--preset tiny``: the task with the preset's budget,
+batch, learning rate and rule). Every entry runs on the instance's budget and hyperparameters.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from unlearn_gym.envs.instances import Instance, get_instance, resolve_instances
+from unlearn_gym.presets import get_preset
+
+KINDS = ("baseline", "method", "policy", "agent")
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One row of the benchmark.
+
+    :param name: unique row name (what ``--methods`` selects).
+    :param kind: ``baseline``, ``method``, ``policy`` or ``agent``.
+    :param target: the method name, the policy name (``constant``, ``random``, ``linear``,
+        ``cosine``) or the algorithm (``ppo``, ``sac``, ...); empty for the baseline.
+    :param params: the method's or policy's parameters; for an agent the hyperparameter overrides
+        (``--set`` style ``key=value`` strings are built from it).
+    :param protocol: an agent's protocol, ``episodic`` or ``online``.
+    :param group: ``table`` (Table 1) or ``pareto`` (the static-SISS grid of the Pareto front).
+    :param label: the column title in Table 1 (default: ``name``).
+    """
+
+    name: str
+    kind: str
+    target: str = ""
+    params: dict[str, Any] = field(default_factory=dict)
+    protocol: str | None = None
+    group: str = "table"
+    label: str = ""
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"entry kind must be one of {KINDS}, got {self.kind!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Entry:
+        return cls(**d)
+
+    def serves(self, inst: Instance) -> bool:
+        """Whether this entry can run on ``inst`` (a method must serve its task and model family)."""
+        if self.kind != "method":
+            return True
+        from unlearn_gym.methods import get_method
+        from unlearn_gym.methods.registry import serves
+
+        cls = get_method(self.target)
+        return serves(cls, inst.task) and "ddpm" in cls.models
+
+    @property
+    def title(self) -> str:
+        return self.label or self.name
+
+
+def _m(name: str, target: str, label: str = "", group: str = "table", **params: Any) -> Entry:
+    return Entry(name=name, kind="method", target=target, params=params, label=label, group=group)
+
+
+#: the rows of Table 1, in column order (entries a task does not allow are skipped)
+DEFAULT_ENTRIES: tuple[Entry, ...] = (
+    Entry(name="baseline", kind="baseline", label="Baseline"),
+    _m("adaptive-vi", "adaptive-vi", "Dynamic (adaptive-VI λ)"),
+    _m("siss", "siss", "SISS (λ 0.5)"),
+    _m("siss-no-is", "siss-no-is", "SISS (No IS)"),
+    _m("naive-deletion", "naive-deletion", "Naive deletion"),
+    _m("neggrad", "neggrad", "NegGrad"),
+    _m("erasediff", "erasediff", "EraseDiff"),
+    _m("hybrid", "hybrid", "Hybrid SISS+SFD"),
+    _m("sfd", "sfd", "SFD (one-step)"),
+    _m("sfd-align", "sfd-align", "SFD score alignment"),
+    _m("sfd-align-adaptive", "sfd-align-adaptive", "SFD adaptive multi-class"),
+    Entry(name="constant", kind="policy", target="constant", label="Constant λ 0.5 (env)"),
+    Entry(name="random", kind="policy", target="random", label="Random λ"),
+    Entry(name="linear", kind="policy", target="linear", params={"start": 1.0, "end": -1.0},
+          label="Linear λ max→min"),
+    Entry(name="cosine", kind="policy", target="cosine", params={"start": 1.0, "end": -1.0},
+          label="Cosine λ max→min"),
+    Entry(name="ppo-episodic", kind="agent", target="ppo", protocol="episodic", label="PPO-λ (episodic)"),
+    Entry(name="ppo-online", kind="agent", target="ppo", protocol="online", label="PPO-λ (online)"),
+    Entry(name="sac-episodic", kind="agent", target="sac", protocol="episodic", label="SAC-λ (episodic)"),
+    Entry(name="sac-online", kind="agent", target="sac", protocol="online", label="SAC-λ (online)"),
+)
+
+
+def pareto_entries(lambdas: tuple[float, ...], scales: tuple[float, ...]) -> tuple[Entry, ...]:
+    """Static SISS over a λ grid (the preset's rule) and over the forget scale ρ (``ratio`` rule, λ 0.5).
+
+    :param lambdas: the λ values.
+    :param scales: the ρ values of the ratio rule.
+    """
+    out = [_m(f"siss-lam{lam:g}", "siss", f"SISS λ {lam:g}", group="pareto", lam=float(lam)) for lam in lambdas]
+    out += [_m(f"siss-rho{r:g}", "siss", f"SISS ρ {r:g}", group="pareto", rule="ratio", scale=float(r))
+            for r in scales]
+    return tuple(out)
+
+
+def select_entries(entries: tuple[Entry, ...], names: list[str] | None) -> list[Entry]:
+    """The entries named in ``names`` (fnmatch patterns, e.g. ``siss*``; kinds such as ``agent``
+    select every entry of that kind), in their table order; ``None`` selects all.
+
+    :param entries: the candidates.
+    :param names: names, patterns or kinds.
+    :raises ValueError: a name that selects nothing (the message lists the names).
+    """
+    if not names:
+        return list(entries)
+    chosen = []
+    for pattern in names:
+        hit = [e for e in entries if fnmatch.fnmatchcase(e.name, pattern) or e.kind == pattern]
+        if not hit:
+            raise ValueError(f"--methods {pattern!r} matches no entry; entries: {', '.join(e.name for e in entries)}"
+                             f" (or a kind: {', '.join(KINDS)})")
+        chosen += [e for e in hit if e not in chosen]
+    order = {e.name: i for i, e in enumerate(entries)}
+    return sorted(chosen, key=lambda e: order[e.name])
+
+
+def preset_instance(preset: str, task: str = "trousers") -> Instance:
+    """The preset's own problem as an instance: the task at the preset's horizon, batch, learning
+    rate, rule and constant (the ``erase-<d>`` defaults for erase tasks), the paper's λ action and
+    reward, the shipped model of contamination ratio 0.1.
+
+    :param preset: preset name.
+    :param task: ``trousers`` or ``erase-<digit>``.
+    """
+    p = get_preset(preset)
+    erase = task.startswith("erase-")
+    return Instance(
+        name=f"{p.name}-{task}", preset=p.name, task=task, data_ratio=0.1, horizon=p.horizon,
+        batch_size=p.erase_batch if erase else p.unlearn_batch, lr=p.erase_lr if erase else p.unlearn_lr,
+        rule=p.unlearn_rule, scale=p.erase_scale if erase else p.unlearn_scale, action="lambda", reward="siss",
+        description=f"the {p.name} preset's defaults on task {task}",
+    )
+
+
+def resolve_bench_instances(preset: str, instances: str | list[str] | None, task: str = "trousers") -> list[Instance]:
+    """The instances a benchmark runs on: ``instances`` (a set spec ``SET[:SPLIT]`` or names), else
+    the preset's own problem.
+
+    :param preset: the preset (used when ``instances`` is ``None``).
+    :param instances: a set spec, a comma-separated string of names, or a list of names.
+    :param task: the task of the preset's own problem.
+    """
+    if instances is None:
+        return [preset_instance(preset, task)]
+    if isinstance(instances, str) and "," in instances:
+        instances = [s.strip() for s in instances.split(",") if s.strip()]
+    return [get_instance(n) for n in resolve_instances(instances)]
