@@ -36,10 +36,7 @@ Needs ``pip install -e ".[rllib]"`` (ray[rllib] 2.60, which pins gymnasium 1.2.2
 from __future__ import annotations
 
 import argparse
-import ast
 import dataclasses
-import inspect
-import itertools
 import os
 import shlex
 import sys
@@ -111,66 +108,35 @@ class Args:
     """Print one line per PPO iteration."""
 
 
-def _field_docs(cls: type) -> dict[str, str]:
-    """The attribute docstrings of a dataclass (the string right after each field)."""
-    body = ast.parse(inspect.getsource(cls)).body[0].body
-    return {prev.target.id: str(node.value.value) for prev, node in itertools.pairwise(body)
-            if isinstance(prev, ast.AnnAssign) and isinstance(node, ast.Expr)
-            and isinstance(node.value, ast.Constant)}
-
-
 def parse_args(argv: list[str] | None = None) -> Args:
     """:class:`Args` from the command line (one ``--flag`` per field, help = its docstring).
 
     :param argv: arguments (default ``sys.argv[1:]``).
     """
+    from agents.train import add_arguments
+
     parser = argparse.ArgumentParser(prog="python -m agents.rllib_train", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    docs, hints = _field_docs(Args), typing.get_type_hints(Args)
-    for f in dataclasses.fields(Args):
-        flag, hint = "--" + f.name.replace("_", "-"), hints[f.name]
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-        if hint is bool:
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=docs[f.name])
-        elif typing.get_origin(hint) is list:
-            parser.add_argument(flag, action="append", default=[], metavar="KEY=VALUE", help=docs[f.name])
-        else:
-            kind = next((a for a in typing.get_args(hint) if a is not type(None)), hint)
-            parser.add_argument(flag, type=kind, default=default, help=docs[f.name])
-    return Args(**vars(parser.parse_args(argv)))
+    ns = add_arguments(parser, Args).parse_args(argv)
+    kw = {f.name: getattr(ns, f.name) for f in dataclasses.fields(Args)}
+    return Args(**{k: ([] if v is None and typing.get_origin(typing.get_type_hints(Args)[k]) is list else v)
+                   for k, v in kw.items()})
 
 
 # ---------------------------------------------------------------------------------------------
-def _str_keys(value: Any) -> Any:
-    """``value`` with every dict key (nested) a string."""
-    if isinstance(value, dict):
-        return {str(k): _str_keys(v) for k, v in value.items()}
-    return value
-
-
 def make_env(env_config: dict[str, Any]) -> Any:
     """The env creator RLlib calls in every env runner process (``env_config``: ``env_id``, ``env_kwargs``).
 
     Env runners are separate processes: they import unlearn_gym (which registers the ids) and run
-    torch with one thread. The info dicts' keys are made strings: the outcome's per-label rates are
-    keyed by int label, which gymnasium's ``DictInfoToList`` (RLlib's vector env) cannot merge.
+    torch with one thread.
     """
     import gymnasium as gym
     import torch
 
     import unlearn_gym  # noqa: F401  (registers the env ids)
 
-    class StrInfoKeys(gym.Wrapper):
-        def reset(self, **kwargs: Any) -> Any:
-            obs, info = self.env.reset(**kwargs)
-            return obs, _str_keys(info)
-
-        def step(self, action: Any) -> Any:
-            obs, reward, terminated, truncated, info = self.env.step(action)
-            return obs, reward, terminated, truncated, _str_keys(info)
-
     torch.set_num_threads(1)
-    return StrInfoKeys(gym.make(env_config["env_id"], **dict(env_config.get("env_kwargs") or {})))
+    return gym.make(env_config["env_id"], **dict(env_config.get("env_kwargs") or {}))
 
 
 class DeterministicRLModule:

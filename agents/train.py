@@ -111,13 +111,15 @@ def _field_docs(cls: type) -> dict[str, str]:
     return docs
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """Add one ``--flag`` per field of :class:`Args` (help = the field's docstring).
+def add_arguments(parser: argparse.ArgumentParser, settings: type | None = None) -> argparse.ArgumentParser:
+    """Add one ``--flag`` per field of a settings dataclass (help = the field's docstring).
 
     :param parser: the parser (``unlearn-gym train-agent`` passes its sub-parser).
+    :param settings: the dataclass (default :class:`Args`; ``agents.rllib_train`` passes its own).
     """
-    docs, hints = _field_docs(Args), typing.get_type_hints(Args)
-    for f in dataclasses.fields(Args):
+    settings = settings or Args
+    docs, hints = _field_docs(settings), typing.get_type_hints(settings)
+    for f in dataclasses.fields(settings):
         flag = "--" + f.name.replace("_", "-")
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
         hint = hints[f.name]

@@ -84,6 +84,19 @@ def test_episode_end_info_has_outcome_and_erase_task_scores_the_digit():
     assert out["reference"]["forget"] > 0.5  # the pretrained model draws threes
 
 
+def test_outcome_info_passes_gymnasium_vector_info_wrappers():
+    """Per-label dicts are keyed by strings: DictInfoToList (RLlib's env runner uses it) and JSON accept them."""
+    from gymnasium.wrappers.vector import DictInfoToList
+
+    envs = DictInfoToList(gym.make_vec(MICRO, num_envs=1, vectorization_mode="sync", horizon=2, batch_size=8,
+                                       outcome_config=SMALL))
+    envs.reset(seed=0)
+    for _ in range(2):
+        _, _, _, truncated, infos = envs.step(np.zeros((1, 1), dtype=np.float32))
+    assert truncated[0] and set(infos[0]["outcome"]["retain_per_label"]) == {"0", *map(str, range(2, 10))}
+    envs.close()
+
+
 def test_outcome_reward_is_terminal_and_shaping_telescopes():
     kw = dict(horizon=4, batch_size=8, outcome_config=SMALL, reward="outcome", beta=0.0)
     env = gym.make(MICRO, **kw).unwrapped

@@ -124,8 +124,8 @@ class OutcomeScorer:
 
     def measure(self, model: nn.Module) -> dict[str, float]:
         """Raw measures of ``model``: forget score, one rate, mean and worst retain (confident)
-        accuracy, and that of every retain label (``per_label``; plain argmax accuracy in
-        ``per_label_argmax``)."""
+        accuracy, and that of every retain label (``per_label``, keyed by the label as a string;
+        plain argmax accuracy in ``per_label_argmax``)."""
         c = self.config
         images = sample_images(model, self.schedule, self.labels, self.noise, steps=c.steps)
         with torch.no_grad():
@@ -135,8 +135,9 @@ class OutcomeScorer:
             forget, one = f.confident_trouser, f.confident_label
         else:
             forget, one = f.accuracy, float("nan")
-        per_label = {lab: rates[lab].confident_label for lab in self.retain_labels}
-        argmax = {lab: rates[lab].accuracy for lab in self.retain_labels}
+        # string keys: info dicts go through gymnasium's vector wrappers (DictInfoToList) and JSON
+        per_label = {str(lab): rates[lab].confident_label for lab in self.retain_labels}
+        argmax = {str(lab): rates[lab].accuracy for lab in self.retain_labels}
         accs = list(per_label.values())
         return {"forget": forget, "one_rate": one, "retain_mean": sum(accs) / len(accs),
                 "retain_worst": min(accs), "per_label": per_label, "per_label_argmax": argmax}
