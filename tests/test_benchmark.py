@@ -127,3 +127,14 @@ def test_ray_matches_the_local_executor(tmp_path):
         return {c["entry"]: (c["metrics"], c["outcome"], c.get("lambdas")) for c in res["cells"]}
 
     assert numbers(ray_res) == numbers(local)
+
+
+def test_vae_rows(tmp_path):
+    cfg = _cfg(tmp_path, model="cvae", seeds=1, methods=["siss", "neggrad", "constant"])
+    res = run_benchmark(cfg, progress=False)
+    assert [c["entry"] for c in res["cells"]] == ["siss", "constant"] and not res["failed"]
+    assert res["skipped"] == [{"entry": "neggrad", "instance": "micro-trousers-cvae",
+                               "why": "neggrad does not unlearn cvae models"}]
+    assert all(math.isfinite(c["metrics"]["retain_fid"]) for c in res["cells"])
+    with pytest.raises(ValueError, match="calibrated for the DDPM"):
+        build_cells(_cfg(tmp_path, model="cvae", instances="default"))

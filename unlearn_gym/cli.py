@@ -183,7 +183,7 @@ def cmd_benchmark(a: argparse.Namespace) -> int:
     from unlearn_gym.benchmark import BenchmarkConfig, quick_config, run_benchmark
 
     cfg = quick_config() if a.quick else BenchmarkConfig()
-    over: dict = {"preset": a.preset, "instances": a.instances, "task": a.task, "workers": a.workers,
+    over: dict = {"preset": a.preset, "instances": a.instances, "task": a.task, "workers": a.workers, "model": a.model,
                   "out": a.out or ("runs/benchmark-quick" if a.quick else "runs/benchmark"),
                   "ray": a.ray is not None, "ray_address": a.ray or None, "pareto": a.pareto, "seed0": a.seed0}
     if a.seeds is not None:
@@ -329,6 +329,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", default="tiny", help="preset of the problem (when --instances is not given)")
     p.add_argument("--instances", default=None, help="instance set (default, default:test, ...) or names a,b")
     p.add_argument("--task", default="trousers", help="task of the preset's problem (trousers or erase-<digit>)")
+    p.add_argument("--model", choices=("ddpm", "cvae"), default="ddpm",
+                   help="model family: the DDPM or the class-conditional VAE (the VAE rows)")
     p.add_argument("--seeds", type=int, default=None, help="number of seeds (default 5; --quick: 1)")
     p.add_argument("--seed0", type=int, default=0, help="first seed")
     p.add_argument("--methods", action="append", default=None,

@@ -64,6 +64,7 @@ class CellSpec:
     :param seed: the run's seed (batches, noise, policy and agent seeds).
     :param settings: measurement settings.
     :param workdir: a folder for the cell's own files (an agent's run folder); ``None``: a temp dir.
+    :param model: model family, ``"ddpm"`` or ``"cvae"``.
     """
 
     entry: Entry
@@ -71,16 +72,19 @@ class CellSpec:
     seed: int
     settings: BenchSettings = field(default_factory=BenchSettings)
     workdir: str | None = None
+    model: str = "ddpm"
 
     def key(self) -> str:
         """The cache key: a hash of the resolved configuration (not of the work folder)."""
-        blob = json.dumps({"version": BENCH_VERSION, "entry": self.entry.to_dict(), "instance": asdict(self.instance),
-                           "seed": self.seed, "settings": self.settings.to_dict()}, sort_keys=True, default=str)
-        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+        d = {"version": BENCH_VERSION, "entry": self.entry.to_dict(), "instance": asdict(self.instance),
+             "seed": self.seed, "settings": self.settings.to_dict()}
+        if self.model != "ddpm":  # (absent for the DDPM: keys made before the VAE rows stay valid)
+            d["model"] = self.model
+        return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
     def to_dict(self) -> dict[str, Any]:
         return {"entry": self.entry.to_dict(), "instance": asdict(self.instance), "seed": self.seed,
-                "settings": self.settings.to_dict(), "workdir": self.workdir}
+                "settings": self.settings.to_dict(), "workdir": self.workdir, "model": self.model}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> CellSpec:
@@ -88,7 +92,7 @@ class CellSpec:
         if inst.get("scale_range") is not None:
             inst["scale_range"] = tuple(inst["scale_range"])
         return cls(entry=Entry.from_dict(d["entry"]), instance=Instance(**inst), seed=int(d["seed"]),
-                   settings=BenchSettings(**d["settings"]), workdir=d.get("workdir"))
+                   settings=BenchSettings(**d["settings"]), workdir=d.get("workdir"), model=d.get("model", "ddpm"))
 
     @property
     def label(self) -> str:
@@ -101,15 +105,15 @@ class CellSpec:
 _CONTEXT: dict[str, dict[str, Any]] = {}
 
 
-def _context(inst: Instance, s: BenchSettings) -> dict[str, Any]:
+def _context(inst: Instance, s: BenchSettings, model: str = "ddpm") -> dict[str, Any]:
     key = json.dumps([inst.preset, inst.task, inst.data_ratio, s.eval_samples, s.eval_forget_samples,
-                      s.eval_steps, s.eval_seed, s.outcome])
+                      s.eval_steps, s.eval_seed, s.outcome, model])
     if key not in _CONTEXT:
         from unlearn_gym.data import build_contaminated_mnist
         from unlearn_gym.eval.evaluate import evaluate
         from unlearn_gym.pretrained import load_classifier, load_pretrained
 
-        reference = load_pretrained(inst.preset, ratio=inst.data_ratio).eval()
+        reference = load_pretrained(inst.preset, ratio=inst.data_ratio, model=model).eval()
         classifier = load_classifier(inst.preset)
         data = build_contaminated_mnist(inst.preset)
         t0 = time.perf_counter()
@@ -153,7 +157,7 @@ def _run_method(spec: CellSpec) -> dict[str, Any]:
     inst, e = spec.instance, spec.entry
     cls = get_method(e.target)
     kw = dict(e.params)
-    setup: dict[str, Any] = {"batch_size": inst.batch_size, "data_ratio": inst.data_ratio}
+    setup: dict[str, Any] = {"batch_size": inst.batch_size, "data_ratio": inst.data_ratio, "model": spec.model}
     if "lr" not in cls.setup_defaults:
         setup["lr"] = inst.lr
     if "rule" in cls.params and "rule" not in kw:
@@ -183,12 +187,12 @@ def _env(spec: CellSpec, **over: Any) -> Any:
 
     import unlearn_gym  # noqa: F401  (registers the ids)
 
-    kw = {**env_kwargs_of(spec.instance), "outcome": False, "reward": "siss", **over}
+    kw = {**env_kwargs_of(spec.instance), "outcome": False, "reward": "siss", "model": spec.model, **over}
     if spec.settings.steps is not None:
         kw["horizon"] = spec.settings.steps
         if "instance" in kw:  # an instance fixes its horizon: pose it explicitly instead
             kw = {**spec.instance.env_kwargs(), "outcome": False, "reward": "siss", "horizon": spec.settings.steps,
-                  **over}
+                  "model": spec.model, **over}
     return gym.make("unlearn_gym:SISSUnlearn-v0", **kw)
 
 
@@ -219,6 +223,8 @@ def agent_overrides(spec: CellSpec) -> list[str]:
         sets += [f"env_kwargs.{k}={json.dumps(v)}" for k, v in inst.env_kwargs().items()]  # JSON is YAML
         if spec.settings.steps is not None:
             sets.append(f"env_kwargs.horizon={h}")
+    if spec.model != "ddpm":
+        sets.append(f"env_kwargs.model={spec.model}")
     if inst.reward != "outcome":
         sets.append("env_kwargs.outcome=false")
     if spec.entry.protocol == "online":  # K divides the run, so the agent makes exactly h steps
@@ -251,7 +257,7 @@ def _run_agent(spec: CellSpec, workdir: Path) -> dict[str, Any]:
     secs = time.perf_counter() - t0
     (block,) = res["final"].values()
     final = block["final"]
-    model = load_model_file(final["paths"]["model"], inst.preset).eval()
+    model = load_model_file(final["paths"]["model"], inst.preset).eval()  # the file says its family
     return {"model": model, "unlearn_s": secs, "train_s": res["train_seconds"], "diverged": bool(final["diverged"]),
             "steps_done": final["steps"], "lambdas": final["lambdas"], "scales": final["scales"],
             "paper_return": final["paper_return"], "timesteps": res["timesteps"], "run_dir": str(workdir)}
@@ -323,7 +329,7 @@ def _run_cell(spec: CellSpec) -> dict[str, Any]:
 
     inst, e, s = spec.instance, spec.entry, spec.settings
     ctx_t0 = time.perf_counter()
-    ctx = _context(inst, s)
+    ctx = _context(inst, s, spec.model)
     ctx_s = time.perf_counter() - ctx_t0
     if e.kind == "baseline":
         run: dict[str, Any] = {"model": ctx["reference"], "unlearn_s": 0.0, "diverged": False, "steps_done": 0,

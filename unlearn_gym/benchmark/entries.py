@@ -61,15 +61,23 @@ class Entry:
     def from_dict(cls, d: dict[str, Any]) -> Entry:
         return cls(**d)
 
-    def serves(self, inst: Instance) -> bool:
-        """Whether this entry can run on ``inst`` (a method must serve its task and model family)."""
+    def serves(self, inst: Instance, model: str = "ddpm") -> str | None:
+        """Why this entry cannot run on ``inst`` with a model of family ``model`` (``None``: it can).
+
+        :param inst: the instance.
+        :param model: ``"ddpm"`` or ``"cvae"``.
+        """
         if self.kind != "method":
-            return True
+            return None
         from unlearn_gym.methods import get_method
         from unlearn_gym.methods.registry import serves
 
         cls = get_method(self.target)
-        return serves(cls, inst.task) and "ddpm" in cls.models
+        if not serves(cls, inst.task):
+            return f"{self.target} does not serve task {inst.task}"
+        if model not in cls.models:
+            return f"{self.target} does not unlearn {model} models"
+        return None
 
     @property
     def title(self) -> str:
@@ -139,34 +147,49 @@ def select_entries(entries: tuple[Entry, ...], names: list[str] | None) -> list[
     return sorted(chosen, key=lambda e: order[e.name])
 
 
-def preset_instance(preset: str, task: str = "trousers") -> Instance:
+def preset_instance(preset: str, task: str = "trousers", model: str = "ddpm") -> Instance:
     """The preset's own problem as an instance: the task at the preset's horizon, batch, learning
-    rate, rule and constant (the ``erase-<d>`` defaults for erase tasks), the paper's λ action and
-    reward, the shipped model of contamination ratio 0.1.
+    rate, rule and constant (the ``erase-<d>`` defaults for erase tasks; the VAE's own learning rate
+    and ρ for ``model="cvae"``), the paper's λ action and reward, the shipped model of
+    contamination ratio 0.1.
 
     :param preset: preset name.
     :param task: ``trousers`` or ``erase-<digit>``.
+    :param model: ``"ddpm"`` or ``"cvae"`` (the class-conditional VAE).
     """
     p = get_preset(preset)
     erase = task.startswith("erase-")
+    lr, scale = (p.erase_lr, p.erase_scale) if erase else (p.unlearn_lr, p.unlearn_scale)
+    name = f"{p.name}-{task}"
+    if model == "cvae":
+        from unlearn_gym.vae import cvae_config
+
+        lr, scale, name = cvae_config(p).unlearn_lr, cvae_config(p).unlearn_scale, f"{name}-cvae"
+    elif model != "ddpm":
+        raise ValueError(f"model must be 'ddpm' or 'cvae', got {model!r}")
     return Instance(
-        name=f"{p.name}-{task}", preset=p.name, task=task, data_ratio=0.1, horizon=p.horizon,
-        batch_size=p.erase_batch if erase else p.unlearn_batch, lr=p.erase_lr if erase else p.unlearn_lr,
-        rule=p.unlearn_rule, scale=p.erase_scale if erase else p.unlearn_scale, action="lambda", reward="siss",
-        description=f"the {p.name} preset's defaults on task {task}",
+        name=name, preset=p.name, task=task, data_ratio=0.1, horizon=p.horizon,
+        batch_size=p.erase_batch if erase else p.unlearn_batch, lr=lr, rule=p.unlearn_rule, scale=scale,
+        action="lambda", reward="siss",
+        description=f"the {p.name} preset's defaults on task {task}" + (" (VAE)" if model == "cvae" else ""),
     )
 
 
-def resolve_bench_instances(preset: str, instances: str | list[str] | None, task: str = "trousers") -> list[Instance]:
+def resolve_bench_instances(preset: str, instances: str | list[str] | None, task: str = "trousers",
+                            model: str = "ddpm") -> list[Instance]:
     """The instances a benchmark runs on: ``instances`` (a set spec ``SET[:SPLIT]`` or names), else
     the preset's own problem.
 
     :param preset: the preset (used when ``instances`` is ``None``).
     :param instances: a set spec, a comma-separated string of names, or a list of names.
     :param task: the task of the preset's own problem.
+    :param model: model family; the registered instances are calibrated for the DDPM only.
     """
     if instances is None:
-        return [preset_instance(preset, task)]
+        return [preset_instance(preset, task, model)]
+    if model != "ddpm":
+        raise ValueError("the registered instances are calibrated for the DDPM (their learning rates):"
+                         " benchmark the VAE on the preset's own problem (drop --instances)")
     if isinstance(instances, str) and "," in instances:
         instances = [s.strip() for s in instances.split(",") if s.strip()]
     return [get_instance(n) for n in resolve_instances(instances)]

@@ -58,6 +58,8 @@ class BenchmarkConfig:
         add your own :class:`~unlearn_gym.benchmark.entries.Entry` to benchmark a registered method
         of yours (its module must be imported in the workers too: use ``workers=1`` or import it
         from a package).
+    :param model: model family, ``"ddpm"`` or ``"cvae"`` (the VAE rows: the preset's own problem at
+        the VAE's learning rate and ρ; methods that cannot unlearn a VAE are listed as not applicable).
     """
 
     preset: str = "tiny"
@@ -76,6 +78,7 @@ class BenchmarkConfig:
     out: str = "runs/benchmark"
     quick: bool = False
     entries: tuple[Entry, ...] | None = None
+    model: str = "ddpm"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -108,14 +111,14 @@ def build_cells(cfg: BenchmarkConfig) -> tuple[list[CellSpec], list[dict[str, st
         raise ValueError(f"--seeds must be >= 1, got {cfg.seeds}")
     out = Path(cfg.out)
     cells, skipped = [], []
-    for inst in resolve_bench_instances(cfg.preset, cfg.instances, cfg.task):
+    for inst in resolve_bench_instances(cfg.preset, cfg.instances, cfg.task, cfg.model):
         for entry in entries_of(cfg):
-            if not entry.serves(inst):
-                skipped.append({"entry": entry.name, "instance": inst.name,
-                                "why": f"{entry.target} does not serve task {inst.task}"})
+            why = entry.serves(inst, cfg.model)
+            if why:
+                skipped.append({"entry": entry.name, "instance": inst.name, "why": why})
                 continue
             for seed in range(cfg.seed0, cfg.seed0 + cfg.seeds):
-                spec = CellSpec(entry=entry, instance=inst, seed=seed, settings=cfg.settings)
+                spec = CellSpec(entry=entry, instance=inst, seed=seed, settings=cfg.settings, model=cfg.model)
                 if entry.kind == "agent":
                     spec.workdir = str(out / "cells" / spec.key())
                 cells.append(spec)
