@@ -138,3 +138,16 @@ def test_vae_rows(tmp_path):
     assert all(math.isfinite(c["metrics"]["retain_fid"]) for c in res["cells"])
     with pytest.raises(ValueError, match="calibrated for the DDPM"):
         build_cells(_cfg(tmp_path, model="cvae", instances="default"))
+
+
+def test_cli(tmp_path, capsys):
+    from unlearn_gym.cli import main
+
+    out = str(tmp_path / "cli")
+    assert main(["benchmark", "--preset", "micro", "--methods", "nope", "--out", out]) == 2
+    assert "matches no entry" in capsys.readouterr().err
+    args = ["benchmark", "--preset", "micro", "--methods", "baseline", "siss", "--seeds", "1", "--no-pareto",
+            "--steps", "2", "--eval-samples", "2", "--eval-steps", "2", "--workers", "1", "--quiet", "--out", out]
+    assert main(args) == 0
+    assert "2 cells finished, 0 failed" in capsys.readouterr().out
+    assert (tmp_path / "cli" / "report.md").is_file()

@@ -333,9 +333,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="model family: the DDPM or the class-conditional VAE (the VAE rows)")
     p.add_argument("--seeds", type=int, default=None, help="number of seeds (default 5; --quick: 1)")
     p.add_argument("--seed0", type=int, default=0, help="first seed")
-    p.add_argument("--methods", action="append", default=None,
-                   help="entries to run: names, patterns (siss*) or kinds (method, policy, agent); comma-separated"
-                        " or repeated (default: all)")
+    p.add_argument("--methods", nargs="+", action="extend", default=None,
+                   help="entries to run: names, patterns (siss*) or kinds (method, policy, agent), space- or"
+                        " comma-separated (default: all)")
     p.add_argument("--quick", action="store_true", help="1 seed, fewer evaluation samples and steps, short agent"
                    " training: every method in minutes")
     p.add_argument("--out", default=None, help="output folder (default runs/benchmark[-quick]); rerunning resumes")
