@@ -118,9 +118,16 @@ def test_claim_verdicts_follow_the_stated_rule():
 
 def test_ray_matches_the_local_executor(tmp_path):
     pytest.importorskip("ray")
+    import torch
+
     kw = dict(seeds=1, methods=["siss", "constant"])
-    local = run_benchmark(_cfg(tmp_path / "local", workers=2, **kw), progress=False)
-    ray_res = run_benchmark(_cfg(tmp_path / "ray", workers=2, ray=True, **kw), progress=False)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # what every worker (pool or Ray) runs with
+    try:
+        local = run_benchmark(_cfg(tmp_path / "local", workers=1, **kw), progress=False)
+    finally:
+        torch.set_num_threads(threads)
+    ray_res = run_benchmark(_cfg(tmp_path / "ray", workers=1, ray=True, **kw), progress=False)
     assert ray_res["run"]["executor"] == "ray" and not ray_res["failed"] and not local["failed"]
 
     def numbers(res):
