@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import copy
 import json
-import math
 import os
 import pickle
 from collections.abc import Mapping, Sequence
@@ -23,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from agents.callbacks import step_row
+from unlearn_gym.benchmark.stats import ci95  # noqa: F401  (re-exported: agents' reports use it)
 
 
 def run_policy(model: Any, env: Any, seed: int | None, *, normalizer: Any = None,
@@ -55,19 +55,6 @@ def run_policy(model: Any, env: Any, seed: int | None, *, normalizer: Any = None
     return {"rows": rows, "lambdas": [r["lambda"] for r in rows], "scales": [r["scale"] for r in rows],
             "return": total, "paper_return": float(sum(r["paper_reward"] for r in rows)), "steps": len(rows),
             "diverged": bool(terminated), "outcome": info.get("outcome"), "info": info}
-
-
-def ci95(values: Sequence[float]) -> tuple[float, float]:
-    """Mean and half-width of the 95 % confidence interval (Student t; NaN for one value).
-
-    :param values: the samples.
-    """
-    a = np.asarray(values, dtype=float)
-    if len(a) < 2:
-        return (float(a.mean()) if len(a) else math.nan), math.nan
-    from scipy.stats import t
-
-    return float(a.mean()), float(t.ppf(0.975, len(a) - 1) * a.std(ddof=1) / math.sqrt(len(a)))
 
 
 def plot_trajectory(lambdas: Mapping[str, Sequence[float]], path: str | os.PathLike, *,

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -29,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from unlearn_gym.benchmark.stats import ci95
 from unlearn_gym.envs.instances import INSTANCE_SETS, Instance, get_instance
 from unlearn_gym.policies import ConstantPolicy, CosineSchedule, LinearSchedule, Policy, StepSchedule, rollout
 
@@ -89,18 +89,6 @@ def _run(job: tuple[dict[str, Any], str, int, dict[str, Any]]) -> dict[str, Any]
             "seconds": time.perf_counter() - t0, "reference": out["reference"]}
 
 
-def t95(n: int) -> float:
-    from scipy.stats import t
-
-    return float(t.ppf(0.975, n - 1)) if n > 1 else float("nan")
-
-
-def ci(values: list[float]) -> tuple[float, float]:
-    """Mean and 95 % CI half-width (Student t)."""
-    a = np.asarray(values, dtype=float)
-    return float(a.mean()), float(t95(len(a)) * a.std(ddof=1) / math.sqrt(len(a))) if len(a) > 1 else float("nan")
-
-
 def analyse(rows: list[dict[str, Any]], action: str) -> dict[str, Any]:
     """Per-policy statistics and the headroom verdicts (a) and (b) of one instance."""
     from scipy.stats import spearmanr
@@ -109,7 +97,7 @@ def analyse(rows: list[dict[str, Any]], action: str) -> dict[str, Any]:
     by = {n: sorted((r for r in rows if r["policy"] == n), key=lambda r: r["seed"]) for n in names}
     stats = {}
     for n in names:
-        o, p = ci([r["outcome"] for r in by[n]]), ci([r["paper_return"] for r in by[n]])
+        o, p = ci95([r["outcome"] for r in by[n]]), ci95([r["paper_return"] for r in by[n]])
         stats[n] = {"outcome": o[0], "outcome_ci": o[1], "paper_return": p[0], "paper_return_ci": p[1],
                     "forget": float(np.mean([r["forget"] for r in by[n]])),
                     "retain_mean": float(np.mean([r["retain_mean"] for r in by[n]])),
@@ -122,7 +110,7 @@ def analyse(rows: list[dict[str, Any]], action: str) -> dict[str, Any]:
     best_s = max(scheds, key=lambda n: stats[n]["outcome"])
 
     def paired(x: str, y: str) -> tuple[float, float]:
-        return ci([a["outcome"] - b["outcome"] for a, b in zip(by[x], by[y])])
+        return ci95([a["outcome"] - b["outcome"] for a, b in zip(by[x], by[y])])
 
     da, db = paired(best_c, worst_c), paired(best_s, best_c)
     rho = spearmanr([stats[n]["paper_return"] for n in names], [stats[n]["outcome"] for n in names])
