@@ -91,6 +91,15 @@ def render(r: dict[str, Any], cells: list[CellSpec], titles: dict[str, str]) -> 
              " (trouser rate, or the erased digit's accuracy) lower is better; retain FID/KID lower, retain IS,"
              " SSIM and accuracy higher are better; forget SSIM is against the pretrained model's sample from the"
              " same noise (lower = changed more).")
+    L += ["", "## Statistics: the seed paper's claims", "",
+          "Paired over seeds (same seed = same batches and evaluation noise); *confirmed* needs p < 0.05 in the"
+          " claimed direction of a paired t-test and no guard measure significantly worse.", "",
+          "| instance | claim | a − b (95 % CI) | p | verdict |", "|---|---|---|---|---|"]
+    for v in r["claims"]:
+        p = v["paired"]
+        pv = "–" if p["p"] is None or not math.isfinite(p["p"]) else f"{p['p']:.3g}"
+        L.append(f"| {v['instance']} | {v['claim']} | {fmt_ci(p['mean'], p['ci'])} (n={p['n']}) | {pv} |"
+                 f" {v['verdict']} |")
     by_inst: dict[str, CellSpec] = {}
     for c in cells:
         by_inst.setdefault(c.instance.name, c)
@@ -127,15 +136,6 @@ def render(r: dict[str, Any], cells: list[CellSpec], titles: dict[str, str]) -> 
         if f"lambda-{inst}" in r["figures"] or "lambda" in r["figures"]:
             L += ["", f"![λ per step]({r['figures'].get(f'lambda-{inst}', r['figures'].get('lambda'))})"]
         L += _per_class(r["cells"], inst, titles)
-    L += ["", "## Statistics: the seed paper's claims", "",
-          "Paired over seeds (same seed = same batches and evaluation noise); *confirmed* needs p < 0.05 in the"
-          " claimed direction of a paired t-test and no guard measure significantly worse.", "",
-          "| instance | claim | a − b (95 % CI) | p | verdict |", "|---|---|---|---|---|"]
-    for v in r["claims"]:
-        p = v["paired"]
-        pv = "–" if p["p"] is None or not math.isfinite(p["p"]) else f"{p['p']:.3g}"
-        L.append(f"| {v['instance']} | {v['claim']} | {fmt_ci(p['mean'], p['ci'])} (n={p['n']}) | {pv} |"
-                 f" {v['verdict']} |")
     L += ["", "## Performance", "",
           f"Cells computed in this run: {perf['cell_seconds_computed']:.0f} cell-seconds in {run['wall_s']:.0f} s"
           f" of wall time on {run['workers']} worker(s)"

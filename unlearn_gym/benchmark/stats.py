@@ -96,6 +96,8 @@ def fmt_ci(mean: float, half: float, digits: int = 3) -> str:
         return "–"
     if half is None or not math.isfinite(half):
         return _g(mean, digits)
+    if abs(half) < 1e-9 * max(1.0, abs(mean)):  # identical values up to rounding
+        half = 0.0
     return f"{_g(mean, digits)} ± {_g(half, 2)}"
 
 
