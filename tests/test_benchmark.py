@@ -158,3 +158,19 @@ def test_cli(tmp_path, capsys):
     assert main(args) == 0
     assert "2 cells finished, 0 failed" in capsys.readouterr().out
     assert (tmp_path / "cli" / "report.md").is_file()
+
+
+def test_ray_cluster_spreads_cells_over_nodes(tmp_path):
+    """The multi-node path: a two-node cluster simulated on this machine, joined by address."""
+    pytest.importorskip("ray")
+    from ray.cluster_utils import Cluster
+
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
+    cluster.add_node(num_cpus=1)
+    try:
+        res = run_benchmark(_cfg(tmp_path, seeds=2, methods=["siss"], ray=True, ray_address=cluster.address),
+                            progress=False)
+    finally:
+        cluster.shutdown()
+    assert not res["failed"] and len(res["cells"]) == 2
+    assert len({c["ray_node"] for c in res["cells"]}) == 2  # one cell per node (one CPU each)

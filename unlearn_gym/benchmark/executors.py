@@ -56,8 +56,10 @@ def run_pool(specs: list[dict[str, Any]], workers: int) -> Iterator[dict[str, An
 
 
 def _ray_cell(spec: dict[str, Any]) -> dict[str, Any]:
+    import ray
+
     _single_thread()
-    return run_cell(spec)
+    return {**run_cell(spec), "ray_node": ray.get_runtime_context().get_node_id()}
 
 
 def run_ray(specs: list[dict[str, Any]], address: str | None = None, workers: int | None = None
