@@ -136,9 +136,9 @@ def pareto_front(points: dict[str, tuple[float, float]]) -> list[str]:
     return sorted(front, key=lambda e: points[e][0])
 
 
-def performance(cells: list[dict[str, Any]], run_info: dict[str, Any]) -> dict[str, Any]:
+def performance(cells: list[dict[str, Any]], runs: list[dict[str, Any]]) -> dict[str, Any]:
     """Wall time per entry, env steps/s, the env's overhead over the bare method, peak memory and
-    the parallel efficiency of this run."""
+    the parallel efficiency of each run (a resumed benchmark has several)."""
     per: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     for c in cells:
         if c.get("status") != "ok":
@@ -157,11 +157,13 @@ def performance(cells: list[dict[str, Any]], run_info: dict[str, Any]) -> dict[s
     for e, row in per.items():
         entries[e] = {k: (max(v) if k == "peak_rss_mb" else sum(v) / len(v)) for k, v in row.items() if v}
         entries[e]["cells"] = len(row["total_s"])
-    fresh = [c for c in cells if c.get("status") == "ok" and not c.get("cached")]
-    busy = sum(float(c.get("timing_total_s", 0.0)) for c in fresh)
-    perf: dict[str, Any] = {"entries": entries, "cell_seconds_computed": round(busy, 1), **run_info}
-    if fresh and run_info.get("wall_s"):
-        perf["parallel_efficiency"] = round(busy / (run_info["wall_s"] * max(1, run_info.get("workers") or 1)), 3)
+    perf: dict[str, Any] = {"entries": entries,
+                            "cell_seconds": round(sum(float(c.get("timing_total_s", 0.0)) for c in cells
+                                                      if c.get("status") == "ok"), 1)}
+    for run in runs:  # the parallel efficiency of each run that computed cells
+        if run.get("computed") and run.get("wall_s"):
+            run["parallel_efficiency"] = round(run["cell_seconds"] / (run["wall_s"] * max(1, run["workers"])), 3)
+    perf["runs"] = runs
     # the env's overhead: the same static λ 0.5 run through the env (policy "constant") and as a method
     if "constant" in entries and "siss" in entries:
         perf["env_overhead_ratio"] = round(entries["constant"]["unlearn_s"] / entries["siss"]["unlearn_s"], 3)

@@ -37,12 +37,16 @@ def pareto_plot(agg: dict[str, Any], titles: dict[str, str], path: str | os.Path
             for e in grid:
                 ax.annotate(titles.get(e, e).replace("SISS ", ""), (pts[e][x]["mean"], pts[e][y]["mean"]),
                             fontsize=7, color="gray", xytext=(3, -9), textcoords="offset points")
-    for e, row in pts.items():
-        if e.startswith(("siss-lam", "siss-rho")):
-            continue
+    from matplotlib import colormaps
+
+    others = [e for e in pts if not e.startswith(("siss-lam", "siss-rho"))]
+    colors = colormaps["tab20"].colors
+    for i, e in enumerate(others):  # a colour and a marker each: 20 entries stay distinguishable
+        row = pts[e]
         xe = row[x]["ci"] if np.isfinite(row[x]["ci"]) else None
         ye = row[y]["ci"] if np.isfinite(row[y]["ci"]) else None
-        ax.errorbar(row[x]["mean"], row[y]["mean"], xerr=xe, yerr=ye, fmt="o", capsize=2, label=titles.get(e, e))
+        ax.errorbar(row[x]["mean"], row[y]["mean"], xerr=xe, yerr=ye, fmt="osD^vP*X<>"[i % 10], capsize=2,
+                    color=colors[i % len(colors)], alpha=0.85, label=titles.get(e, e))
     ax.set_xlabel("forget score (lower = more forgotten)")
     ax.set_ylabel("retain FID (lower = better)")
     ax.set_title(title)

@@ -19,7 +19,7 @@ PER_CLASS_ENTRIES = ("baseline", "adaptive-vi", "siss", "ppo-episodic")
 
 
 def write_report(cfg: Any, cells: list[CellSpec], results: dict[str, dict[str, Any]], failed: list[dict[str, Any]],
-                 skipped: list[dict[str, str]], run_info: dict[str, Any]) -> dict[str, Any]:
+                 skipped: list[dict[str, str]], runs: list[dict[str, Any]]) -> dict[str, Any]:
     """Write ``results.json``, ``report.md`` and the PNGs into ``cfg.out``; return the results.
 
     :param cfg: the :class:`~unlearn_gym.benchmark.runner.BenchmarkConfig`.
@@ -27,7 +27,8 @@ def write_report(cfg: Any, cells: list[CellSpec], results: dict[str, dict[str, A
     :param results: finished cells by key.
     :param failed: cells that failed in this run.
     :param skipped: (entry, instance) pairs the entry cannot serve.
-    :param run_info: wall time, executor, workers, command.
+    :param runs: every run of this benchmark folder, the current one last (wall time, executor,
+        workers, command, cells computed).
     """
     from unlearn_gym.benchmark import figures
 
@@ -39,7 +40,7 @@ def write_report(cfg: Any, cells: list[CellSpec], results: dict[str, dict[str, A
     titles = {s.entry.name: s.entry.title for s in cells}
     agg = aggregate(done, instances, entries)
     verdicts = claims(done, instances)
-    perf = performance(done, run_info)
+    perf = performance(done, runs)
     fronts = {i: pareto_front(pareto_points(agg[i])) for i in instances}
     figs: dict[str, str] = {}
     for inst in instances:
@@ -55,7 +56,8 @@ def write_report(cfg: Any, cells: list[CellSpec], results: dict[str, dict[str, A
     if p:
         figs["time"] = p.name
     results_json = {
-        "config": cfg.to_dict(), "run": run_info, "date": datetime.datetime.now().isoformat(timespec="seconds"),
+        "config": cfg.to_dict(), "runs": perf["runs"], "run": runs[-1],
+        "date": datetime.datetime.now().isoformat(timespec="seconds"),
         "versions": versions(), "instances": {s.instance.name: s.to_dict()["instance"] for s in cells},
         "aggregate": agg, "claims": verdicts, "pareto_front": fronts, "performance": perf, "figures": figs,
         "skipped": skipped, "failed": failed, "cells": done,
@@ -77,9 +79,12 @@ def render(r: dict[str, Any], cells: list[CellSpec], titles: dict[str, str]) -> 
     s = cfg["settings"]
     seeds = list(range(cfg["seed0"], cfg["seed0"] + cfg["seeds"]))
     L = ["# unlearn-gym benchmark", ""]
-    L.append(f"Command: `{run.get('command') or 'run_benchmark(...)'}`  ")
-    L.append(f"Date {r['date']}; {run['executor']} executor, {run['workers']} worker(s); wall time"
-             f" {run['wall_s']:.0f} s for {run['computed']} computed cells ({run['cached']} from the cache).  ")
+    runs = r.get("runs") or [run]
+    made = next((x for x in runs if x.get("computed")), run)
+    L.append(f"Command: `{made.get('command') or 'run_benchmark(...)'}`  ")
+    L.append(f"Report written {r['date']}; {sum(x['computed'] for x in runs)} cells computed in"
+             f" {sum(x['wall_s'] for x in runs):.0f} s of wall time over {len(runs)} run(s)"
+             f" ({made['executor']} executor, {made['workers']} worker(s)).  ")
     L.append(f"Seeds {seeds}; every cell is mean ± 95 % CI (Student t over seeds; no CI with one seed)."
              f" Evaluation: {s['eval_samples']} samples per retain label,"
              f" {s['eval_forget_samples'] or 6 * s['eval_samples']} of the forget label, DDIM-{s['eval_steps']},"
@@ -137,11 +142,17 @@ def render(r: dict[str, Any], cells: list[CellSpec], titles: dict[str, str]) -> 
             L += ["", f"![λ per step]({r['figures'].get(f'lambda-{inst}', r['figures'].get('lambda'))})"]
         L += _per_class(r["cells"], inst, titles)
     L += ["", "## Performance", "",
-          f"Cells computed in this run: {perf['cell_seconds_computed']:.0f} cell-seconds in {run['wall_s']:.0f} s"
-          f" of wall time on {run['workers']} worker(s)"
-          + (f", parallel efficiency {perf['parallel_efficiency']:.2f}" if "parallel_efficiency" in perf else "")
-          + ". With W workers and N seeds the run takes about (cells per seed × N × mean cell time) / W:"
-          " cells are independent.", ""]
+          f"All cells together: {perf['cell_seconds']:.0f} cell-seconds. Cells are independent, so with W workers"
+          " and N seeds a run takes about (cells per seed × N × mean cell time) / W; the parallel efficiency"
+          " below is the cell-seconds a run computed over its wall time × workers"
+          " (`benchmarks/benchmark_scaling.py` measures the scaling).", "",
+          "| run | finished | executor | workers | cells computed (cached) | cell-seconds | wall (s) | efficiency |",
+          "|---|---|---|---|---|---|---|---|"]
+    for i, rr in enumerate(perf["runs"], 1):
+        eff = f"{rr['parallel_efficiency']:.2f}" if "parallel_efficiency" in rr else "–"
+        L.append(f"| {i} | {rr.get('finished', '–')} | {rr['executor']} | {rr['workers']} | {rr['computed']}"
+                 f" ({rr['cached']}) | {rr.get('cell_seconds', float('nan')):.0f} | {rr['wall_s']:.0f} | {eff} |")
+    L.append("")
     if "env_overhead_ratio" in perf:
         L.append(f"Env overhead: a constant-λ run through the env takes {perf['env_overhead_ratio']:.3f}× the time of"
                  " the same static SISS run as a method (unlearning time only; `benchmarks/env_speed.py`"

@@ -11,6 +11,7 @@ Layout of ``out``::
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import time
@@ -195,10 +196,22 @@ def run_benchmark(cfg: BenchmarkConfig, *, progress: bool = True, command: str |
         by_key.pop(key, None)
     bar.close()
     wall = time.perf_counter() - t0
+    fresh = [r for r in results.values() if not r.get("cached")]
     run_info = {"wall_s": round(wall, 1), "computed": len(todo), "cached": len(cells) - len(todo),
+                "cell_seconds": round(sum(float(r.get("timing_total_s", 0.0)) for r in fresh), 1),
                 "workers": cfg.workers, "executor": "ray" if cfg.ray else ("serial" if cfg.workers <= 1 else "pool"),
-                "ray_address": cfg.ray_address, "command": command}
-    return write_report(cfg, cells, results, failed, skipped, run_info)
+                "ray_address": cfg.ray_address, "command": command,
+                "finished": datetime.datetime.now().isoformat(timespec="seconds")}
+    return write_report(cfg, cells, results, failed, skipped, [*previous_runs(out), run_info])
+
+
+def previous_runs(out: str | os.PathLike) -> list[dict[str, Any]]:
+    """The runs recorded in an earlier ``results.json`` of ``out`` (a resumed benchmark keeps them)."""
+    try:
+        old = json.loads(Path(out, "results.json").read_text())
+    except (OSError, ValueError):
+        return []
+    return list(old.get("runs") or ([old["run"]] if "run" in old else []))
 
 
 def _line(res: dict[str, Any]) -> str:
