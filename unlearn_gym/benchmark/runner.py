@@ -211,7 +211,11 @@ def previous_runs(out: str | os.PathLike) -> list[dict[str, Any]]:
         old = json.loads(Path(out, "results.json").read_text())
     except (OSError, ValueError):
         return []
-    return list(old.get("runs") or ([old["run"]] if "run" in old else []))
+    if old.get("runs"):
+        return list(old["runs"])
+    if "run" in old:  # a report of the first format: one run, its cell-seconds in the performance section
+        return [{"cell_seconds": (old.get("performance") or {}).get("cell_seconds_computed", 0.0), **old["run"]}]
+    return []
 
 
 def _line(res: dict[str, Any]) -> str:
