@@ -47,8 +47,12 @@ def pareto_plot(agg: dict[str, Any], titles: dict[str, str], path: str | os.Path
         ye = row[y]["ci"] if np.isfinite(row[y]["ci"]) else None
         ax.errorbar(row[x]["mean"], row[y]["mean"], xerr=xe, yerr=ye, fmt="osD^vP*X<>"[i % 10], capsize=2,
                     color=colors[i % len(colors)], alpha=0.85, label=titles.get(e, e))
+    ys = [row[y]["mean"] for row in pts.values()]
+    log = min(ys) > 0 and max(ys) / min(ys) > 20  # destroyed models would flatten the rest
+    if log:
+        ax.set_yscale("log")
     ax.set_xlabel("forget score (lower = more forgotten)")
-    ax.set_ylabel("retain FID (lower = better)")
+    ax.set_ylabel("retain FID (lower = better" + (", log scale)" if log else ")"))
     ax.set_title(title)
     ax.legend(fontsize=7, loc="best")
     ax.grid(alpha=0.3)
