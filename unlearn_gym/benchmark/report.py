@@ -145,7 +145,8 @@ def render(r: dict[str, Any], cells: list[CellSpec], titles: dict[str, str]) -> 
           f"All cells together: {perf['cell_seconds']:.0f} cell-seconds. Cells are independent, so with W workers"
           " and N seeds a run takes about (cells per seed × N × mean cell time) / W; the parallel efficiency"
           " below is the cell-seconds a run computed over its wall time × workers"
-          " (`benchmarks/benchmark_scaling.py` measures the scaling).", "",
+          " (`benchmarks/benchmark_scaling.py` measures the scaling). Times are wall times of each cell and"
+          " include whatever else the machine ran meanwhile: compare them within one quiet run.", "",
           "| run | finished | executor | workers | cells computed (cached) | cell-seconds | wall (s) | efficiency |",
           "|---|---|---|---|---|---|---|---|"]
     for i, rr in enumerate(perf["runs"], 1):

@@ -202,7 +202,10 @@ def run_benchmark(cfg: BenchmarkConfig, *, progress: bool = True, command: str |
                 "workers": cfg.workers, "executor": "ray" if cfg.ray else ("serial" if cfg.workers <= 1 else "pool"),
                 "ray_address": cfg.ray_address, "command": command,
                 "finished": datetime.datetime.now().isoformat(timespec="seconds")}
-    return write_report(cfg, cells, results, failed, skipped, [*previous_runs(out), run_info])
+    runs = previous_runs(out)
+    if todo or failed or not runs:  # a rerun that computed nothing only rewrites the report
+        runs.append(run_info)
+    return write_report(cfg, cells, results, failed, skipped, runs)
 
 
 def previous_runs(out: str | os.PathLike) -> list[dict[str, Any]]:
