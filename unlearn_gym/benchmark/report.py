@@ -19,7 +19,8 @@ PER_CLASS_ENTRIES = ("baseline", "adaptive-vi", "siss", "ppo-episodic")
 
 
 def write_report(cfg: Any, cells: list[CellSpec], results: dict[str, dict[str, Any]], failed: list[dict[str, Any]],
-                 skipped: list[dict[str, str]], runs: list[dict[str, Any]]) -> dict[str, Any]:
+                 skipped: list[dict[str, str]], runs: list[dict[str, Any]],
+                 current: dict[str, Any] | None = None) -> dict[str, Any]:
     """Write ``results.json``, ``report.md`` and the PNGs into ``cfg.out``; return the results.
 
     :param cfg: the :class:`~unlearn_gym.benchmark.runner.BenchmarkConfig`.
@@ -29,6 +30,8 @@ def write_report(cfg: Any, cells: list[CellSpec], results: dict[str, dict[str, A
     :param skipped: (entry, instance) pairs the entry cannot serve.
     :param runs: every run of this benchmark folder, the current one last (wall time, executor,
         workers, command, cells computed).
+    :param current: this run's record (``results.json["run"]``; default the last of ``runs``; a
+        rerun that computed nothing is not added to ``runs``).
     """
     from unlearn_gym.benchmark import figures
 
@@ -56,7 +59,7 @@ def write_report(cfg: Any, cells: list[CellSpec], results: dict[str, dict[str, A
     if p:
         figs["time"] = p.name
     results_json = {
-        "config": cfg.to_dict(), "runs": perf["runs"], "run": runs[-1],
+        "config": cfg.to_dict(), "runs": perf["runs"], "run": current or runs[-1],
         "date": datetime.datetime.now().isoformat(timespec="seconds"),
         "versions": versions(), "instances": {s.instance.name: s.to_dict()["instance"] for s in cells},
         "aggregate": agg, "claims": verdicts, "pareto_front": fronts, "performance": perf, "figures": figs,

@@ -205,7 +205,7 @@ def run_benchmark(cfg: BenchmarkConfig, *, progress: bool = True, command: str |
     runs = previous_runs(out)
     if todo or failed or not runs:  # a rerun that computed nothing only rewrites the report
         runs.append(run_info)
-    return write_report(cfg, cells, results, failed, skipped, runs)
+    return write_report(cfg, cells, results, failed, skipped, runs, run_info)
 
 
 def previous_runs(out: str | os.PathLike) -> list[dict[str, Any]]:
