@@ -22,7 +22,6 @@ from typing import Any
 import numpy as np
 
 from agents.callbacks import step_row
-from unlearn_gym.benchmark.stats import ci95  # noqa: F401  (re-exported: agents' reports use it)
 
 
 def run_policy(model: Any, env: Any, seed: int | None, *, normalizer: Any = None,

@@ -201,7 +201,7 @@ def _episode_summary(seed: int, run: dict[str, Any]) -> dict[str, Any]:
 
 
 def _aggregate(episodes: list[dict[str, Any]]) -> dict[str, Any]:
-    from agents.evaluation import ci95
+    from unlearn_gym.benchmark.stats import ci95
 
     agg: dict[str, Any] = {"n": len(episodes)}
     for key in ("outcome", "paper_return", "return"):

@@ -23,7 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from agents.evaluation import ci95, plot_training, plot_trajectory
+from agents.evaluation import plot_training, plot_trajectory
+from unlearn_gym.benchmark.stats import ci95
 
 
 def fmt(mean: float, half: float, signed: bool = True) -> str:

@@ -140,9 +140,18 @@ def registered(inst: Instance) -> bool:
         return False
 
 
-def env_kwargs_of(inst: Instance) -> dict[str, Any]:
-    """``gym.make`` arguments that pose ``inst`` (``instance=NAME`` for a registered one)."""
-    return {"instance": inst.name} if registered(inst) else inst.env_kwargs()
+def env_kwargs_of(spec: CellSpec) -> dict[str, Any]:
+    """``gym.make`` arguments that pose the cell's problem: ``instance=NAME`` for a registered
+    instance at its own budget, else every argument of the instance with the run's horizon (an
+    instance fixes its horizon, so another budget must be posed explicitly); ``model`` for a VAE."""
+    inst = spec.instance
+    if registered(inst) and spec.settings.steps is None:
+        kw: dict[str, Any] = {"instance": inst.name}
+    else:
+        kw = {**inst.env_kwargs(), "horizon": horizon_of(spec)}
+    if spec.model != "ddpm":
+        kw["model"] = spec.model
+    return kw
 
 
 def horizon_of(spec: CellSpec) -> int:
@@ -187,13 +196,8 @@ def _env(spec: CellSpec, **over: Any) -> Any:
 
     import unlearn_gym  # noqa: F401  (registers the ids)
 
-    kw = {**env_kwargs_of(spec.instance), "outcome": False, "reward": "siss", "model": spec.model, **over}
-    if spec.settings.steps is not None:
-        kw["horizon"] = spec.settings.steps
-        if "instance" in kw:  # an instance fixes its horizon: pose it explicitly instead
-            kw = {**spec.instance.env_kwargs(), "outcome": False, "reward": "siss", "horizon": spec.settings.steps,
-                  "model": spec.model, **over}
-    return gym.make("unlearn_gym:SISSUnlearn-v0", **kw)
+    return gym.make("unlearn_gym:SISSUnlearn-v0", **{**env_kwargs_of(spec), "outcome": False, "reward": "siss",
+                                                     **over})
 
 
 def _run_policy(spec: CellSpec) -> dict[str, Any]:
@@ -218,13 +222,8 @@ def agent_overrides(spec: CellSpec) -> list[str]:
     than a whole budget here), and SAC's random warm-up capped at a quarter of the training steps.
     """
     inst, h = spec.instance, horizon_of(spec)
-    sets = []
-    if not registered(inst) or spec.settings.steps is not None:
-        sets += [f"env_kwargs.{k}={json.dumps(v)}" for k, v in inst.env_kwargs().items()]  # JSON is YAML
-        if spec.settings.steps is not None:
-            sets.append(f"env_kwargs.horizon={h}")
-    if spec.model != "ddpm":
-        sets.append(f"env_kwargs.model={spec.model}")
+    # the problem's env arguments (JSON is YAML); a registered instance goes as --instance instead
+    sets = [f"env_kwargs.{k}={json.dumps(v)}" for k, v in env_kwargs_of(spec).items() if k != "instance"]
     if inst.reward != "outcome":
         sets.append("env_kwargs.outcome=false")
     if spec.entry.protocol == "online":  # K divides the run, so the agent makes exactly h steps
@@ -245,7 +244,7 @@ def _run_agent(spec: CellSpec, workdir: Path) -> dict[str, Any]:
     inst, e = spec.instance, spec.entry
     online = e.protocol == "online"
     args = Args(algo=e.target, env="SISSUnlearn-v0",
-                instance=inst.name if registered(inst) and spec.settings.steps is None else None,
+                instance=env_kwargs_of(spec).get("instance"),
                 protocol=e.protocol or "episodic",
                 timesteps=horizon_of(spec) if online else spec.settings.agent_timesteps, seed=spec.seed,
                 out=str(workdir), set=agent_overrides(spec), eval_seed=spec.seed, eval_samples=0,
@@ -353,13 +352,16 @@ def _run_cell(spec: CellSpec) -> dict[str, Any]:
         out["scales"] = [round(float(v), 5) for v in run["scales"]]
     timing = {"unlearn_s": round(run["unlearn_s"], 2), "context_s": round(ctx_s, 2)}
     if not run["diverged"]:
-        t1 = time.perf_counter()
-        report = evaluate(model, ctx["reference"], inst.preset, classifier=ctx["classifier"], data=ctx["data"],
-                          samples_per_label=s.eval_samples, forget_samples=s.eval_forget_samples,
-                          steps=s.eval_steps, seed=s.eval_seed, keep_samples=False, progress=False,
-                          reference_samples=None if model is ctx["reference"] else ctx["reference_samples"],
-                          model_name=e.name, classifier_name="shipped")
-        timing["eval_s"] = round(time.perf_counter() - t1, 2)
+        if model is ctx["reference"]:  # the baseline: the context has evaluated it already, alike
+            report, timing["eval_s"] = ctx["reference_report"], round(ctx["reference_eval_s"], 2)
+        else:
+            t1 = time.perf_counter()
+            report = evaluate(model, ctx["reference"], inst.preset, classifier=ctx["classifier"], data=ctx["data"],
+                              samples_per_label=s.eval_samples, forget_samples=s.eval_forget_samples,
+                              steps=s.eval_steps, seed=s.eval_seed, keep_samples=False, progress=False,
+                              reference_samples=ctx["reference_samples"], model_name=e.name,
+                              classifier_name="shipped")
+            timing["eval_s"] = round(time.perf_counter() - t1, 2)
         out["metrics"] = table_metrics(report, inst.task)
         out["per_class"] = [{k: r.get(k) for k in PER_CLASS_KEYS} for r in report.per_class]
         if ctx["scorer"] is not None:

@@ -61,7 +61,7 @@ class Entry:
     def from_dict(cls, d: dict[str, Any]) -> Entry:
         return cls(**d)
 
-    def serves(self, inst: Instance, model: str = "ddpm") -> str | None:
+    def why_not(self, inst: Instance, model: str = "ddpm") -> str | None:
         """Why this entry cannot run on ``inst`` with a model of family ``model`` (``None``: it can).
 
         :param inst: the instance.

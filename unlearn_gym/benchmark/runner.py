@@ -114,7 +114,7 @@ def build_cells(cfg: BenchmarkConfig) -> tuple[list[CellSpec], list[dict[str, st
     cells, skipped = [], []
     for inst in resolve_bench_instances(cfg.preset, cfg.instances, cfg.task, cfg.model):
         for entry in entries_of(cfg):
-            why = entry.serves(inst, cfg.model)
+            why = entry.why_not(inst, cfg.model)
             if why:
                 skipped.append({"entry": entry.name, "instance": inst.name, "why": why})
                 continue
@@ -177,7 +177,6 @@ def run_benchmark(cfg: BenchmarkConfig, *, progress: bool = True, command: str |
                dynamic_ncols=True)
     running = min(len(todo), 1 if cfg.workers <= 1 and not cfg.ray else cfg.workers)
     bar.set_postfix_str(f"cached {len(results)}, running {running}, left {len(todo)}")
-    by_key = {s.key(): s for s in todo}
     left = len(todo)
     for res in _executor(cfg, [s.to_dict() for s in todo]):
         left -= 1
@@ -193,7 +192,6 @@ def run_benchmark(cfg: BenchmarkConfig, *, progress: bool = True, command: str |
         bar.set_postfix_str(f"failed {len(failed)}, running {min(left, running)}, left {left}")
         if progress:
             tqdm.write(msg)
-        by_key.pop(key, None)
     bar.close()
     wall = time.perf_counter() - t0
     fresh = [r for r in results.values() if not r.get("cached")]
