@@ -12,6 +12,12 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fashion-dir", help="directory of Fashion-MNIST IDX files")
 
 
+def _add_device_arg(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--device", default="cpu",
+                   help=f"where {what} runs: cpu (default), cuda, cuda:N or auto (random numbers are drawn on"
+                        " the CPU either way, so a run sees the same batches and noise on any device)")
+
+
 def cmd_pretrain(a: argparse.Namespace) -> int:
     from unlearn_gym.data import build_contaminated_mnist
     from unlearn_gym.diffusion import pretrain
@@ -21,7 +27,7 @@ def cmd_pretrain(a: argparse.Namespace) -> int:
     out = a.out or f"runs/{a.model}-{a.preset}.pt"
     train = pretrain_cvae if a.model == "cvae" else pretrain
     state = train(a.preset, out, steps=a.steps, seed=a.seed, data=data, resume=a.resume,
-                  until=a.until, save_every=a.save_every, log_dir=a.log_dir, command=_command())
+                  until=a.until, save_every=a.save_every, log_dir=a.log_dir, command=_command(), device=a.device)
     print(f"saved {out} after {state['step']} steps ({state['elapsed_s']:.0f} s, loss {state['loss']:.4f})")
     return 0
 
@@ -77,11 +83,13 @@ def cmd_train_classifier(a: argparse.Namespace) -> int:
 def cmd_sample(a: argparse.Namespace) -> int:
     import torch
 
+    from unlearn_gym.device import resolve_device
     from unlearn_gym.diffusion import NoiseSchedule, is_one_step, sample
     from unlearn_gym.imaging import image_grid, save_png
     from unlearn_gym.pretrained import load_model_file, load_pretrained
 
     model = load_model_file(a.checkpoint) if a.checkpoint else load_pretrained(a.preset, model=a.model)
+    model.to(resolve_device(a.device))
     labels = torch.arange(10).repeat_interleave(a.per_label)
     gen = torch.Generator().manual_seed(a.seed)
     if is_one_step(model):  # SFD's one-step generator, a VAE: one forward pass from the same kind of noise
@@ -100,7 +108,8 @@ def cmd_ship(a: argparse.Namespace) -> int:
     shipped_classifier = a.shipped_classifier or (a.model == "cvae" and a.classifier is None)
     classifier = None if shipped_classifier else (a.classifier or f"runs/classifier-{a.preset}.pt")
     q = ship_assets(a.preset, a.ddpm or f"runs/{a.model}-{a.preset}.pt", classifier,
-                    n_per_label=a.per_label, steps=a.steps, seed=a.seed, command=_command(), model=a.model)
+                    n_per_label=a.per_label, steps=a.steps, seed=a.seed, command=_command(), model=a.model,
+                    device=a.device)
     acc = ", ".join(f"{k}: {v['accuracy']:.3f}" for k, v in q["per_label"].items())
     how = "prior" if a.model == "cvae" else f"DDIM-{q['ddim_steps']}"
     print(f"installed {a.preset} {a.model} assets. Per-label accuracy ({q['n_per_label']} {how} samples"
@@ -111,15 +120,19 @@ def cmd_ship(a: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(a: argparse.Namespace) -> int:
+    from unlearn_gym.device import resolve_device
     from unlearn_gym.eval.evaluate import evaluate, load_eval_model, write_evaluation
     from unlearn_gym.pretrained import load_classifier, model_family
 
+    dev = resolve_device(a.device)
     model, preset = load_eval_model(a.checkpoint, a.preset or ("tiny" if a.checkpoint == "pretrained" else None),
                                     model=a.model)
     family = a.model if a.checkpoint == "pretrained" else model_family(model)  # 'pretrained' reference: same family
     reference = None
     if a.reference != "none":
         reference = model if a.reference == a.checkpoint else load_eval_model(a.reference, preset, model=family)[0]
+        reference.to(dev)
+    model.to(dev)
     classifier = load_classifier(preset, a.classifier) if a.classifier else None
     report = evaluate(model, reference, preset, classifier=classifier, classifier_name=a.classifier,
                       samples_per_label=a.samples, forget_samples=a.forget_samples, steps=a.steps,
@@ -147,6 +160,7 @@ def cmd_unlearn(a: argparse.Namespace) -> int:
 
     out = a.out or f"runs/unlearn-{a.method}-{a.preset}-{a.task}-s{a.seed}"
     params = parse_assignments(a.set or [])
+    params.setdefault("device", a.device)
     with TensorBoardLog(None if a.no_tensorboard else f"{out}/tb") as tb:
         result = run(a.method, preset=a.preset, task=a.task, steps=a.steps, seed=a.seed,
                      progress=not a.quiet, callback=tb, **params)
@@ -185,7 +199,8 @@ def cmd_benchmark(a: argparse.Namespace) -> int:
     cfg = quick_config() if a.quick else BenchmarkConfig()
     over: dict = {"preset": a.preset, "instances": a.instances, "task": a.task, "workers": a.workers, "model": a.model,
                   "out": a.out or ("runs/benchmark-quick" if a.quick else "runs/benchmark"),
-                  "ray": a.ray is not None, "ray_address": a.ray or None, "pareto": a.pareto, "seed0": a.seed0}
+                  "ray": a.ray is not None, "ray_address": a.ray or None, "pareto": a.pareto, "seed0": a.seed0,
+                  "device": a.device}
     if a.seeds is not None:
         over["seeds"] = a.seeds
     if a.pareto_lambdas:
@@ -245,6 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--log-dir", help="tensorboard directory")
     p.add_argument("--ratio", type=float, default=0.1,
                    help="trousers per real '1' in the training mix (0.1 = the default model, 0.5 = 'heavy')")
+    _add_device_arg(p, "training")
     _add_data_args(p)
     p.set_defaults(func=cmd_pretrain)
 
@@ -275,6 +291,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--scale", type=int, default=2, help="integer upscaling of the PNG")
     p.add_argument("--out", default="samples.png")
+    _add_device_arg(p, "the sampler")
     p.set_defaults(func=cmd_sample)
 
     p = sub.add_parser("ship", help="measure a pretrained DDPM + classifier and install them as package assets")
@@ -288,6 +305,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--per-label", type=int, default=100, help="samples per label for the quality figures")
     p.add_argument("--steps", type=int, default=50)
     p.add_argument("--seed", type=int, default=0)
+    _add_device_arg(p, "sampling for the quality figures")
     p.set_defaults(func=cmd_ship)
 
     p = sub.add_parser("evaluate", help="FID/KID/IS/SSIM and trouser rates of a DDPM; metrics.json, .md, grid")
@@ -305,6 +323,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--classifier", help="evaluator checkpoint (default: the preset's shipped one)")
     p.add_argument("--out", help="output directory (default runs/eval)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_device_arg(p, "sampling (scoring runs on the CPU)")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("unlearn", help="run a non-RL unlearning method, save and evaluate the model")
@@ -322,6 +341,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-seed", type=int, default=0, help="noise seed of the evaluation")
     p.add_argument("--no-tensorboard", action="store_true", help="CSV log only")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    _add_device_arg(p, "the method")
     p.set_defaults(func=cmd_unlearn)
 
     p = sub.add_parser("benchmark", help="every method, λ policy and RL agent on the same instances and seeds:"
@@ -340,6 +360,7 @@ def build_parser() -> argparse.ArgumentParser:
                    " training: every method in minutes")
     p.add_argument("--out", default=None, help="output folder (default runs/benchmark[-quick]); rerunning resumes")
     p.add_argument("--workers", type=int, default=2, help="worker processes (1: in this process), or Ray CPUs")
+    _add_device_arg(p, "every cell (models, env, methods, agents; scoring on the CPU)")
     p.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
                    help="run the cells as Ray tasks: a local Ray, or join the cluster at ADDRESS (pip install"
                         " 'unlearn-gym[ray]')")

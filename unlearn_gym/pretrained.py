@@ -9,6 +9,7 @@ from typing import Any
 from torch import nn
 
 from unlearn_gym.checkpoints import CheckpointError, load_checkpoint, read_sidecar
+from unlearn_gym.device import DeviceLike, resolve_device
 from unlearn_gym.diffusion.ema import ema_weights
 from unlearn_gym.diffusion.one_step import OneStepGenerator
 from unlearn_gym.diffusion.unet import ConditionalUNet, build_unet
@@ -141,7 +142,7 @@ def load_model_file(path: str | os.PathLike, preset: str | None = None) -> nn.Mo
 
 def load_pretrained(
     preset: str = "tiny", path: str | os.PathLike | None = None, ratio: float = DEFAULT_RATIO,
-    *, model: str = "ddpm",
+    *, model: str = "ddpm", device: DeviceLike = None,
 ) -> nn.Module:
     """The pretrained (EMA) DDPM or VAE of a preset, from the package or from ``path``.
 
@@ -150,21 +151,23 @@ def load_pretrained(
     :param ratio: contamination ratio of the shipped model (0.1 default, 0.5 "heavy").
     :param model: ``"ddpm"`` (:class:`~unlearn_gym.diffusion.unet.ConditionalUNet`) or ``"cvae"``
         (:class:`~unlearn_gym.vae.model.ConditionalVAE`).
+    :param device: where the model is put (``"cpu"``, ``"cuda"``, ``"auto"``; default the CPU).
     :raises CheckpointError: unknown/unshipped preset or ratio, missing or corrupt file, preset mismatch,
         a checkpoint of the other family, or a one-step generator (SFD's output samples in one
         pass; it is not a DDPM to start from).
     """
     if model not in GENERATOR_KINDS:
         raise ValueError(f"model must be one of {GENERATOR_KINDS}, got {model!r}")
+    dev = resolve_device(device)
     if model == "cvae":
-        return load_cvae_file(path if path is not None else _shipped("cvae", preset, ratio), preset)
+        return load_cvae_file(path if path is not None else _shipped("cvae", preset, ratio), preset).to(dev)
     ddpm = load_ddpm_file(path if path is not None else _shipped("ddpm", preset, ratio), preset)
     if isinstance(ddpm, OneStepGenerator):
         raise CheckpointError(
             f"{path} holds SFD's one-step generator, not a DDPM: evaluate or sample it"
             " (`unlearn-gym evaluate`, `unlearn-gym sample`), but start unlearning from a DDPM checkpoint"
         )
-    return ddpm
+    return ddpm.to(dev)
 
 
 def load_classifier(preset: str = "tiny", path: str | os.PathLike | None = None) -> Classifier:
@@ -192,6 +195,7 @@ def ship_assets(
     dest: str | os.PathLike = ASSET_DIR,
     command: str | None = None,
     model: str = "ddpm",
+    device: DeviceLike = None,
 ) -> dict[str, Any]:
     """Measure a trained DDPM (or VAE) with a trained classifier and install both as the preset's assets.
 
@@ -209,6 +213,7 @@ def ship_assets(
     :param dest: asset directory (default: the package's).
     :param command: the command line recorded in the sidecars.
     :param model: ``"ddpm"`` or ``"cvae"``: the family of ``ddpm_checkpoint`` (and the asset's name).
+    :param device: where the samples for the quality figures are drawn (default the CPU).
     :returns: the measured quality.
     """
     from unlearn_gym.checkpoints import save_checkpoint
@@ -226,7 +231,7 @@ def ship_assets(
     if model not in GENERATOR_KINDS:
         raise ValueError(f"model must be one of {GENERATOR_KINDS}, got {model!r}")
     net = load_cvae_file(ddpm_checkpoint, preset) if model == "cvae" else load_ddpm_file(ddpm_checkpoint, preset)
-    quality = model_quality(net, classifier, n_per_label=n_per_label, steps=steps, seed=seed)
+    quality = model_quality(net.to(resolve_device(device)), classifier, n_per_label=n_per_label, steps=steps, seed=seed)
     cmeta.pop("versions", None)
     if classifier_checkpoint is not None:
         cmeta["ship_command"] = command

@@ -65,6 +65,8 @@ class CellSpec:
     :param settings: measurement settings.
     :param workdir: a folder for the cell's own files (an agent's run folder); ``None``: a temp dir.
     :param model: model family, ``"ddpm"`` or ``"cvae"``.
+    :param device: where the cell's models run (``"cpu"``, ``"cuda"``, ``"cuda:N"``); part of the key
+        unless ``"cpu"`` (a GPU run's numbers differ from a CPU run's in the last digits).
     """
 
     entry: Entry
@@ -73,6 +75,7 @@ class CellSpec:
     settings: BenchSettings = field(default_factory=BenchSettings)
     workdir: str | None = None
     model: str = "ddpm"
+    device: str = "cpu"
 
     def key(self) -> str:
         """The cache key: a hash of the resolved configuration (not of the work folder)."""
@@ -80,11 +83,14 @@ class CellSpec:
              "seed": self.seed, "settings": self.settings.to_dict()}
         if self.model != "ddpm":  # (absent for the DDPM: keys made before the VAE rows stay valid)
             d["model"] = self.model
+        if self.device != "cpu":  # (absent on the CPU: keys made before --device stay valid)
+            d["device"] = self.device
         return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
     def to_dict(self) -> dict[str, Any]:
         return {"entry": self.entry.to_dict(), "instance": asdict(self.instance), "seed": self.seed,
-                "settings": self.settings.to_dict(), "workdir": self.workdir, "model": self.model}
+                "settings": self.settings.to_dict(), "workdir": self.workdir, "model": self.model,
+                "device": self.device}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> CellSpec:
@@ -92,7 +98,8 @@ class CellSpec:
         if inst.get("scale_range") is not None:
             inst["scale_range"] = tuple(inst["scale_range"])
         return cls(entry=Entry.from_dict(d["entry"]), instance=Instance(**inst), seed=int(d["seed"]),
-                   settings=BenchSettings(**d["settings"]), workdir=d.get("workdir"), model=d.get("model", "ddpm"))
+                   settings=BenchSettings(**d["settings"]), workdir=d.get("workdir"), model=d.get("model", "ddpm"),
+                   device=d.get("device", "cpu"))
 
     @property
     def label(self) -> str:
@@ -105,15 +112,15 @@ class CellSpec:
 _CONTEXT: dict[str, dict[str, Any]] = {}
 
 
-def _context(inst: Instance, s: BenchSettings, model: str = "ddpm") -> dict[str, Any]:
+def _context(inst: Instance, s: BenchSettings, model: str = "ddpm", device: str = "cpu") -> dict[str, Any]:
     key = json.dumps([inst.preset, inst.task, inst.data_ratio, s.eval_samples, s.eval_forget_samples,
-                      s.eval_steps, s.eval_seed, s.outcome, model])
+                      s.eval_steps, s.eval_seed, s.outcome, model, device])
     if key not in _CONTEXT:
         from unlearn_gym.data import build_contaminated_mnist
         from unlearn_gym.eval.evaluate import evaluate
         from unlearn_gym.pretrained import load_classifier, load_pretrained
 
-        reference = load_pretrained(inst.preset, ratio=inst.data_ratio, model=model).eval()
+        reference = load_pretrained(inst.preset, ratio=inst.data_ratio, model=model, device=device).eval()
         classifier = load_classifier(inst.preset)
         data = build_contaminated_mnist(inst.preset)
         t0 = time.perf_counter()
@@ -143,7 +150,8 @@ def registered(inst: Instance) -> bool:
 def env_kwargs_of(spec: CellSpec) -> dict[str, Any]:
     """``gym.make`` arguments that pose the cell's problem: ``instance=NAME`` for a registered
     instance at its own budget, else every argument of the instance with the run's horizon (an
-    instance fixes its horizon, so another budget must be posed explicitly); ``model`` for a VAE."""
+    instance fixes its horizon, so another budget must be posed explicitly); ``model`` for a VAE,
+    ``device`` off the CPU."""
     inst = spec.instance
     if registered(inst) and spec.settings.steps is None:
         kw: dict[str, Any] = {"instance": inst.name}
@@ -151,6 +159,8 @@ def env_kwargs_of(spec: CellSpec) -> dict[str, Any]:
         kw = {**inst.env_kwargs(), "horizon": horizon_of(spec)}
     if spec.model != "ddpm":
         kw["model"] = spec.model
+    if spec.device != "cpu":
+        kw["device"] = spec.device
     return kw
 
 
@@ -166,7 +176,8 @@ def _run_method(spec: CellSpec) -> dict[str, Any]:
     inst, e = spec.instance, spec.entry
     cls = get_method(e.target)
     kw = dict(e.params)
-    setup: dict[str, Any] = {"batch_size": inst.batch_size, "data_ratio": inst.data_ratio, "model": spec.model}
+    setup: dict[str, Any] = {"batch_size": inst.batch_size, "data_ratio": inst.data_ratio, "model": spec.model,
+                             "device": spec.device}
     if "lr" not in cls.setup_defaults:
         setup["lr"] = inst.lr
     if "rule" in cls.params and "rule" not in kw:
@@ -256,7 +267,7 @@ def _run_agent(spec: CellSpec, workdir: Path) -> dict[str, Any]:
     secs = time.perf_counter() - t0
     (block,) = res["final"].values()
     final = block["final"]
-    model = load_model_file(final["paths"]["model"], inst.preset).eval()  # the file says its family
+    model = load_model_file(final["paths"]["model"], inst.preset).to(spec.device).eval()  # the file says its family
     return {"model": model, "unlearn_s": secs, "train_s": res["train_seconds"], "diverged": bool(final["diverged"]),
             "steps_done": final["steps"], "lambdas": final["lambdas"], "scales": final["scales"],
             "paper_return": final["paper_return"], "timesteps": res["timesteps"], "run_dir": str(workdir)}
@@ -328,7 +339,7 @@ def _run_cell(spec: CellSpec) -> dict[str, Any]:
 
     inst, e, s = spec.instance, spec.entry, spec.settings
     ctx_t0 = time.perf_counter()
-    ctx = _context(inst, s, spec.model)
+    ctx = _context(inst, s, spec.model, spec.device)
     ctx_s = time.perf_counter() - ctx_t0
     if e.kind == "baseline":
         run: dict[str, Any] = {"model": ctx["reference"], "unlearn_s": 0.0, "diverged": False, "steps_done": 0,

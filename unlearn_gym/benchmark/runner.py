@@ -30,6 +30,7 @@ from unlearn_gym.benchmark.entries import (
     select_entries,
 )
 from unlearn_gym.checkpoints import write_json
+from unlearn_gym.device import resolve_device
 
 #: settings of ``--quick``: one seed, 50 unlearning steps, fewer evaluation samples and DDIM steps,
 #: short agent training
@@ -61,6 +62,8 @@ class BenchmarkConfig:
         from a package).
     :param model: model family, ``"ddpm"`` or ``"cvae"`` (the VAE rows: the preset's own problem at
         the VAE's learning rate and ρ; methods that cannot unlearn a VAE are listed as not applicable).
+    :param device: where every cell's models run: ``"cpu"`` (default), ``"cuda"``, ``"cuda:N"`` or
+        ``"auto"`` (resolved once, here; a GPU is shared by the workers).
     """
 
     preset: str = "tiny"
@@ -80,6 +83,7 @@ class BenchmarkConfig:
     quick: bool = False
     entries: tuple[Entry, ...] | None = None
     model: str = "ddpm"
+    device: str = "cpu"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -111,6 +115,7 @@ def build_cells(cfg: BenchmarkConfig) -> tuple[list[CellSpec], list[dict[str, st
     if cfg.seeds < 1:
         raise ValueError(f"--seeds must be >= 1, got {cfg.seeds}")
     out = Path(cfg.out)
+    device = str(resolve_device(cfg.device))  # fails early, with what to do, on a machine without it
     cells, skipped = [], []
     for inst in resolve_bench_instances(cfg.preset, cfg.instances, cfg.task, cfg.model):
         for entry in entries_of(cfg):
@@ -119,7 +124,8 @@ def build_cells(cfg: BenchmarkConfig) -> tuple[list[CellSpec], list[dict[str, st
                 skipped.append({"entry": entry.name, "instance": inst.name, "why": why})
                 continue
             for seed in range(cfg.seed0, cfg.seed0 + cfg.seeds):
-                spec = CellSpec(entry=entry, instance=inst, seed=seed, settings=cfg.settings, model=cfg.model)
+                spec = CellSpec(entry=entry, instance=inst, seed=seed, settings=cfg.settings, model=cfg.model,
+                                device=device)
                 if entry.kind == "agent":
                     spec.workdir = str(out / "cells" / spec.key())
                 cells.append(spec)

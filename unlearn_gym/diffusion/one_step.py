@@ -12,6 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from unlearn_gym.device import model_device
 from unlearn_gym.diffusion.samplers import sample
 from unlearn_gym.diffusion.schedule import NoiseSchedule
 
@@ -32,7 +33,7 @@ def one_step_images(
     """
     a = schedule.alpha_bar[t_star]
     x_in = (1.0 - a).sqrt() * z
-    t = torch.full((len(labels),), int(t_star), dtype=torch.long)
+    t = torch.full((len(labels),), int(t_star), dtype=torch.long, device=z.device)
     return x_in / a.sqrt() - (1.0 / a - 1.0).sqrt() * net(x_in, t, labels)
 
 
@@ -73,12 +74,14 @@ class OneStepGenerator(nn.Module):
         :param labels: int64 class labels.
         :param noise: latents, one per label (the same noise the DDIM reference starts from).
         :param batch_size: images per forward pass.
+        :returns: CPU images (the generator runs on its own device).
         """
         if len(noise) != len(labels):
             raise ValueError(f"need one latent per label, got {len(noise)} latents for {len(labels)} labels")
         was_training = self.training
         self.eval()
-        out = [self(noise[i : i + batch_size], labels[i : i + batch_size]).clamp(-1, 1)
+        dev = model_device(self)
+        out = [self(noise[i : i + batch_size].to(dev), labels[i : i + batch_size].to(dev)).clamp(-1, 1).cpu()
                for i in range(0, len(labels), batch_size)]
         self.train(was_training)
         return torch.cat(out)
@@ -106,6 +109,7 @@ def sample_images(
     :param labels: one label per image.
     :param noise: image-shaped standard normal noise, one per label (common random numbers).
     :param steps: DDIM steps.
+    :returns: CPU images in [-1, 1] (the model runs on its own device).
     """
     if is_one_step(model):
         return model.generate(labels, noise)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from unlearn_gym.device import model_device, randn
 from unlearn_gym.diffusion.schedule import NoiseSchedule
 
 
@@ -30,7 +31,9 @@ def sample(
     """Draw one image per label on a strided schedule of ``steps`` timesteps.
 
     ``eta = 0`` is DDIM (deterministic given the initial noise); ``eta = 1`` is DDPM ancestral
-    sampling (exactly DDPM when ``steps = T``). The predicted x_0 is clipped to [-1, 1].
+    sampling (exactly DDPM when ``steps = T``). The predicted x_0 is clipped to [-1, 1]. The chain
+    runs on the model's device; random numbers come from the CPU ``generator`` and the images are
+    returned on the CPU (:mod:`unlearn_gym.device`).
 
     :param model: ε-prediction network ``model(x_t, t, y)``.
     :param schedule: its noise schedule.
@@ -40,7 +43,7 @@ def sample(
     :param generator: source of every random number (initial noise and, for ``eta > 0``, step noise).
     :param noise: optional initial noise ``(N, C, H, W)`` (common random numbers across models).
     :param batch_size: images per forward pass.
-    :returns: float32 images in [-1, 1].
+    :returns: float32 CPU images in [-1, 1].
     """
     was_training = model.training
     model.eval()
@@ -48,25 +51,26 @@ def sample(
     if noise is None:
         if res is None:
             raise ValueError("pass `noise` for a model without a `resolution` attribute")
-        noise = torch.randn(len(labels), 1, res, res, generator=generator)
+        noise = randn((len(labels), 1, res, res), generator)
+    dev = model_device(model)
     ts = _timesteps(schedule, steps)
     ab = schedule.alpha_bar
     out = []
     for start in range(0, len(labels), batch_size):
-        x = noise[start : start + batch_size].clone()
-        y = labels[start : start + batch_size]
+        x = noise[start : start + batch_size].to(dev, copy=True)
+        y = labels[start : start + batch_size].to(dev)
         for i, t in enumerate(ts):
             a_t = ab[t]
             a_prev = ab[ts[i + 1]] if i + 1 < len(ts) else torch.tensor(1.0)
-            tt = torch.full((len(y),), t, dtype=torch.long)
+            tt = torch.full((len(y),), t, dtype=torch.long, device=dev)
             eps = model(x, tt, y)
             x0 = ((x - (1 - a_t).sqrt() * eps) / a_t.sqrt()).clamp(-1, 1)
             eps = (x - a_t.sqrt() * x0) / (1 - a_t).sqrt()
             var = eta**2 * (1 - a_prev) / (1 - a_t) * (1 - a_t / a_prev)
             x = a_prev.sqrt() * x0 + (1 - a_prev - var).clamp_min(0).sqrt() * eps
             if eta > 0 and i + 1 < len(ts):
-                x = x + var.sqrt() * torch.randn(x.shape, generator=generator)
-        out.append(x.clamp(-1, 1))
+                x = x + var.sqrt() * randn(x.shape, generator, dev)
+        out.append(x.clamp(-1, 1).cpu())
     model.train(was_training)
     return torch.cat(out)
 

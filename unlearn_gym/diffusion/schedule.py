@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from unlearn_gym.device import randint
+
 
 class NoiseSchedule:
     """Linear-β DDPM schedule with ``γ_t = sqrt(ᾱ_t)`` and ``σ_t = sqrt(1 - ᾱ_t)``.
@@ -25,17 +27,32 @@ class NoiseSchedule:
         self.alpha_bar = alpha_bar.float()
         self.gamma = alpha_bar.sqrt().float()
         self.sigma = (1.0 - alpha_bar).sqrt().float()
+        self._on: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}
 
-    def coefficients(self, t: torch.Tensor, ndim: int = 4) -> tuple[torch.Tensor, torch.Tensor]:
-        """(γ_t, σ_t) gathered for a batch of timesteps, shaped to broadcast over images."""
+    def _coef_on(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        if device.type == "cpu":
+            return self.gamma, self.sigma
+        if device not in self._on:  # one copy per accelerator, made on first use
+            self._on[device] = (self.gamma.to(device), self.sigma.to(device))
+        return self._on[device]
+
+    def coefficients(self, t: torch.Tensor, ndim: int = 4,
+                     device: torch.device | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(γ_t, σ_t) gathered for a batch of timesteps, shaped to broadcast over images, on
+        ``device`` (default: ``t``'s)."""
         shape = (-1,) + (1,) * (ndim - 1)
-        return self.gamma[t].view(shape), self.sigma[t].view(shape)
+        if device is not None:
+            t = t.to(device)
+        gamma, sigma = self._coef_on(t.device)
+        return gamma[t].view(shape), sigma[t].view(shape)
 
     def q_sample(self, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         """Sample ``x_t = γ_t x_0 + σ_t ε`` from the forward process."""
-        g, s = self.coefficients(t, x0.ndim)
+        g, s = self.coefficients(t, x0.ndim, x0.device)
         return g * x0 + s * noise
 
-    def sample_timesteps(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """``n`` timesteps uniform on ``0..T-1``."""
-        return torch.randint(0, self.num_steps, (n,), generator=generator)
+    def sample_timesteps(self, n: int, generator: torch.Generator | None = None,
+                         device: torch.device | None = None) -> torch.Tensor:
+        """``n`` timesteps uniform on ``0..T-1``, drawn on the CPU from ``generator``, then moved to
+        ``device`` (:mod:`unlearn_gym.device`)."""
+        return randint(0, self.num_steps, (n,), generator, device)

@@ -17,6 +17,7 @@ from tqdm.auto import tqdm
 
 from unlearn_gym.checkpoints import load_checkpoint, save_checkpoint
 from unlearn_gym.data import ContaminatedMNIST, build_contaminated_mnist
+from unlearn_gym.device import DeviceLike, randn, resolve_device
 from unlearn_gym.diffusion.ema import ema_weights, make_ema
 from unlearn_gym.diffusion.schedule import NoiseSchedule
 from unlearn_gym.diffusion.unet import build_unet
@@ -58,8 +59,8 @@ def ddpm_pretrain_loss(model: nn.Module, x0: torch.Tensor, y: torch.Tensor, gene
     :param schedule: noise schedule (default: the standard linear one).
     """
     schedule = schedule if schedule is not None else NoiseSchedule()
-    t = schedule.sample_timesteps(len(x0), generator)
-    noise = torch.randn(x0.shape, generator=generator)
+    t = schedule.sample_timesteps(len(x0), generator, x0.device)
+    noise = randn(x0.shape, generator, x0.device)
     return nn.functional.mse_loss(model(schedule.q_sample(x0, t, noise), t, y), noise)
 
 
@@ -84,6 +85,7 @@ def fit(
     progress: bool = True,
     command: str | None = None,
     extra_config: dict[str, Any] | None = None,
+    device: DeviceLike = None,
 ) -> dict[str, Any]:
     """The pretraining loop every generative model of the package shares (DDPM, VAE).
 
@@ -113,9 +115,14 @@ def fit(
     :param progress: show a progress bar.
     :param command: the command line recorded in the sidecar (default: ``sys.argv``).
     :param extra_config: further settings recorded in the sidecar's ``train`` entry.
+    :param device: where the model and the data live (``"cpu"``, ``"cuda"``, ``"auto"``; default the
+        CPU). Random numbers are drawn on the CPU either way (:mod:`unlearn_gym.device`), so a run
+        draws the same batches and noise on any device.
     :returns: ``model``, ``ema`` (the averaged module), ``step``, ``loss`` (EMA of the loss), ``elapsed_s``.
     """
     p = get_preset(preset)
+    dev = resolve_device(device)
+    model.to(dev)
     ema = make_ema(model, ema_decay)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, total))
@@ -136,7 +143,7 @@ def fit(
         sched.load_state_dict(ck["lr_scheduler"])
         gen.set_state(ck["generator"])
         step, elapsed = int(ck["step"]), float(ck.get("elapsed_s", 0.0))
-    x_all, y_all, is_forget = data.train_images, data.train_labels, data.train_is_forget
+    x_all, y_all, is_forget = data.train_images.to(dev), data.train_labels.to(dev), data.train_is_forget
     stop = total if until is None else min(total, until)
     writer = _summary_writer(log_dir)
     config = {"steps": total, "seed": seed, "batch": batch, "lr": lr, "ema_decay": ema_decay,
@@ -160,10 +167,10 @@ def fit(
     t0 = time.perf_counter()
     while step < stop:
         idx = torch.randint(0, len(x_all), (batch,), generator=gen)
-        x0, y = x_all[idx], y_all[idx]
+        x0, y = x_all[idx.to(dev)], y_all[idx.to(dev)]
         flip = is_forget[idx] & (torch.rand(len(idx), generator=gen) < 0.5)
         if flip_forget and bool(flip.any()):
-            x0 = torch.where(flip[:, None, None, None], x0.flip(-1), x0)
+            x0 = torch.where(flip.to(dev)[:, None, None, None], x0.flip(-1), x0)
         loss = loss_fn(model, x0, y, gen)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -206,6 +213,7 @@ def pretrain(
     flip_forget: bool = True,
     progress: bool = True,
     command: str | None = None,
+    device: DeviceLike = None,
 ) -> dict[str, Any]:
     """Train the preset's DDPM on the contaminated mix; save a resumable checkpoint (:func:`fit`).
 
@@ -225,6 +233,7 @@ def pretrain(
         are never flipped.
     :param progress: show a progress bar.
     :param command: the command line recorded in the sidecar (default: ``sys.argv``).
+    :param device: where to train (``"cpu"``, ``"cuda"``, ``"auto"``; default the CPU).
     :returns: the final training state (``model``, ``ema``, ``step``, ...).
     """
     p = get_preset(preset)
@@ -241,7 +250,7 @@ def pretrain(
 
     return fit("ddpm", p.name, model, loss_fn, out, total=total, batch=p.pretrain_batch, lr=p.pretrain_lr,
                ema_decay=p.ema_decay, seed=seed, data=data, resume=resume, until=until, save_every=save_every,
-               log_dir=log_dir, flip_forget=flip_forget, progress=progress, command=command)
+               log_dir=log_dir, flip_forget=flip_forget, progress=progress, command=command, device=device)
 
 
 def export_ema(

@@ -14,7 +14,7 @@ from unlearn_gym.presets import Preset, get_preset
 def timestep_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
     """Sinusoidal embedding of integer timesteps, ``(B,) -> (B, dim)``."""
     half = dim // 2
-    freqs = torch.exp(-math.log(10000.0) * torch.arange(half, dtype=torch.float32) / half)
+    freqs = torch.exp(-math.log(10000.0) * torch.arange(half, dtype=torch.float32, device=t.device) / half)
     args = t.float()[:, None] * freqs[None]
     return torch.cat([torch.cos(args), torch.sin(args)], dim=1)
 
@@ -90,6 +90,8 @@ class ConditionalUNet(nn.Module):
         nn.init.zeros_(self.out.bias)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """``ε_θ(x_t, t, y)``; ``t`` and ``y`` may live on any device (they follow ``x``)."""
+        t, y = t.to(x.device), y.to(x.device)
         emb = self.time_mlp(timestep_embedding(t, self.emb_dim)) + self.class_emb(y)
         emb = F.silu(emb)
         h = self.stem(x)

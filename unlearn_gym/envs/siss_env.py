@@ -11,6 +11,7 @@ import torch
 from gymnasium import spaces
 
 from unlearn_gym.data import build_contaminated_mnist, task_split
+from unlearn_gym.device import resolve_device
 from unlearn_gym.diffusion.one_step import sample_images
 from unlearn_gym.envs.encoding import decode_action, encode_observation, observation_bounds
 from unlearn_gym.envs.estimators import Probe, exact_state, initial_state, reference_retain_loss
@@ -166,12 +167,16 @@ class SISSUnlearnEnv(CheckpointMixin, gym.Env[np.ndarray, np.ndarray]):
       its negative ELBO (reconstruction of x, resp. a, from m, plus 0.5 KL). `lr` and `scale`
       default to the VAE's own (`unlearn_gym.vae.CVAE_CONFIGS`: lr 1e-3, ratio ρ 0.5); the
       outcome score and `render` draw prior samples from the same fixed noise.
+    * `device`: `"cpu"` (default), `"cuda"`, `"cuda:N"` or `"auto"`: where the model, its optimizer
+      and the data live. Random numbers are drawn on the CPU from the env's generator on every
+      device (the same batches, noise and timesteps; only floating-point arithmetic differs), and
+      the outcome score and `render` classify CPU copies of the samples.
 
     ## Version History
 
     * v0: initial version; later additions that leave the default dynamics unchanged:
       `reward="outcome"`, `shaping`, `info["outcome"]`, `instance`/`instances`, the `data_ratio`
-      0.5 model, strict argument checks, `model="cvae"`.
+      0.5 model, strict argument checks, `model="cvae"`, `device`.
     """
 
     metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"], "render_fps": 4}
@@ -213,6 +218,7 @@ class SISSUnlearnEnv(CheckpointMixin, gym.Env[np.ndarray, np.ndarray]):
         shaping: float = 0.0,
         instance: str | None = None,
         model: str = "ddpm",
+        device: str | None = None,
     ):
         """Build the env (loads the preset's data and pretrained DDPM once; resets are in memory).
 
@@ -256,6 +262,9 @@ class SISSUnlearnEnv(CheckpointMixin, gym.Env[np.ndarray, np.ndarray]):
         :param instance: a named benchmark instance (see :mod:`unlearn_gym.envs.instances`); it fixes
             preset, task, data_ratio, action and the hyperparameters it names.
         :param model: model family: ``"ddpm"`` or ``"cvae"`` (the class-conditional VAE).
+        :param device: where the model and its data live: ``"cpu"`` (default), ``"cuda"``, ``"cuda:N"``
+            or ``"auto"``. Random numbers are drawn on the CPU from the env's generator on any device,
+            and scoring (outcome, render) runs on the CPU (:mod:`unlearn_gym.device`).
         """
         if instance is not None:
             from unlearn_gym.envs.instances import apply_instance
@@ -289,6 +298,7 @@ class SISSUnlearnEnv(CheckpointMixin, gym.Env[np.ndarray, np.ndarray]):
             raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
         if not 0.0 < lambda_min < lambda_max < 1.0:
             raise ValueError(f"need 0 < lambda_min < lambda_max < 1, got {lambda_min}, {lambda_max}")
+        dev = resolve_device(device)
         erase = task.startswith("erase-")
         if model not in MODEL_FAMILIES:
             raise ValueError(f"model must be one of {MODEL_FAMILIES}, got {model!r}")
@@ -325,7 +335,7 @@ class SISSUnlearnEnv(CheckpointMixin, gym.Env[np.ndarray, np.ndarray]):
             divergence_factor=float(divergence_factor), reward_clip=float(reward_clip),
             probe_size=int(probe_size or batch_size or p.unlearn_batch), checkpoint=checkpoint,
             data_ratio=float(data_ratio), data_seed=int(data_seed), max_train_digits=max_train_digits,
-            shaping=float(shaping), instance=instance, model=model,
+            shaping=float(shaping), instance=instance, model=model, device=str(dev),
         )
         c = self.config
         self.horizon = c["horizon"]
@@ -338,10 +348,10 @@ class SISSUnlearnEnv(CheckpointMixin, gym.Env[np.ndarray, np.ndarray]):
         data = build_contaminated_mnist(p.name, ratio=c["data_ratio"], seed=c["data_seed"],
                                         max_train_digits=max_train_digits)
         self.sampler = PairSampler(*task_split(data, task), batch_size=c["batch_size"],
-                                   pairing=pairing, x_from=x_from)
+                                   pairing=pairing, x_from=x_from, device=dev)
         self.schedule = family_noise(model)  # the DDPM's schedule, or the VAE's fixed noise level
         self._siss = objectives_for(self.schedule).siss
-        self.model = load_pretrained(p.name, checkpoint, ratio=c["data_ratio"], model=model).train()
+        self.model = load_pretrained(p.name, checkpoint, ratio=c["data_ratio"], model=model, device=dev).train()
         self._theta0 = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=c["lr"], weight_decay=c["weight_decay"])
         # fixed, seed-independent quantities at θ_0 (constants, not episode randomness)

@@ -36,6 +36,7 @@ import torch
 from torch import nn
 
 from unlearn_gym.data import CONTAMINATED_LABEL, NUM_LABELS
+from unlearn_gym.device import model_device, randint, randn
 from unlearn_gym.diffusion.samplers import ddim_sample
 from unlearn_gym.diffusion.schedule import NoiseSchedule
 from unlearn_gym.methods.registry import Method, register_method
@@ -129,7 +130,7 @@ class TeacherPool:
         labels = torch.arange(NUM_LABELS).repeat_interleave(per_class)
         x = ddim_sample(teacher, schedule, labels, steps=int(steps), generator=generator, batch_size=500)
         self.per_class = per_class
-        self.images = x.view(NUM_LABELS, per_class, *x.shape[1:])
+        self.images = x.view(NUM_LABELS, per_class, *x.shape[1:]).to(model_device(teacher))
 
     def draw(self, labels: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """One pool image of each requested label (uniform with replacement).
@@ -137,13 +138,13 @@ class TeacherPool:
         :param labels: labels ``(B,)``.
         :param generator: random source.
         """
-        idx = torch.randint(0, self.per_class, (len(labels),), generator=generator)
-        return self.images[labels, idx]
+        idx = randint(0, self.per_class, (len(labels),), generator, self.images.device)
+        return self.images[labels.to(self.images.device), idx]
 
 
 def _noisy(schedule: NoiseSchedule, x0: torch.Tensor, generator: torch.Generator):
-    t = schedule.sample_timesteps(len(x0), generator)
-    noise = torch.randn(x0.shape, generator=generator)
+    t = schedule.sample_timesteps(len(x0), generator, x0.device)
+    noise = randn(x0.shape, generator, x0.device)
     return schedule.q_sample(x0, t, noise), t, noise
 
 

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from unlearn_gym.data import build_contaminated_mnist, task_split
+from unlearn_gym.device import DeviceLike, resolve_device
 from unlearn_gym.diffusion.schedule import NoiseSchedule
 from unlearn_gym.objectives import MODEL_FAMILIES, PairSampler, VAENoise, family_noise
 from unlearn_gym.presets import Preset, get_preset
@@ -34,6 +35,7 @@ SETUP_PARAMS: dict[str, Any] = {
     "data_seed": 0,
     "max_train_digits": None,
     "model": "ddpm",
+    "device": None,
 }
 
 
@@ -82,6 +84,7 @@ def build_setup(
     data_seed: int = 0,
     max_train_digits: int | None = None,
     model: str = "ddpm",
+    device: DeviceLike = None,
 ) -> UnlearnSetup:
     """Data, pretrained model, optimizer and generator of one unlearning run.
 
@@ -100,6 +103,8 @@ def build_setup(
     :param max_train_digits: optional cap on training digits of the dataset build.
     :param model: model family, ``"ddpm"`` or ``"cvae"`` (the class-conditional VAE; its ``lr``
         defaults to the VAE's own, :data:`~unlearn_gym.vae.CVAE_CONFIGS`).
+    :param device: where the model and the data live (``"cpu"``, ``"cuda"``, ``"auto"``; default the
+        CPU); the generator stays a CPU generator (:mod:`unlearn_gym.device`).
     """
     p = get_preset(preset)
     if model not in MODEL_FAMILIES:
@@ -114,17 +119,19 @@ def build_setup(
         raise ValueError(f"need lr > 0 and weight_decay >= 0, got lr={lr}, weight_decay={weight_decay}")
     if max_grad_norm is not None and not max_grad_norm > 0:
         raise ValueError(f"max_grad_norm must be > 0 or None, got {max_grad_norm}")
+    dev = resolve_device(device)
     data = build_contaminated_mnist(p.name, ratio=data_ratio, seed=data_seed, max_train_digits=max_train_digits)
-    sampler = PairSampler(*task_split(data, task), batch_size=batch_size, pairing=pairing, x_from=x_from)
+    sampler = PairSampler(*task_split(data, task), batch_size=batch_size, pairing=pairing, x_from=x_from,
+                          device=dev)
     with seeded_global_rng(seed):  # the UNet's throw-away init draws from the global RNG: leave it alone
-        net = load_pretrained(p.name, checkpoint, ratio=data_ratio, model=model).train()
+        net = load_pretrained(p.name, checkpoint, ratio=data_ratio, model=model, device=dev).train()
     optimizer = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=weight_decay)
     config = {
         "lr": lr, "batch_size": batch_size, "weight_decay": float(weight_decay),
         "max_grad_norm": None if max_grad_norm is None else float(max_grad_norm), "pairing": pairing,
         "x_from": x_from, "checkpoint": None if checkpoint is None else str(checkpoint),
         "data_ratio": float(data_ratio), "data_seed": int(data_seed), "max_train_digits": max_train_digits,
-        "n_retain": len(sampler.retain_images), "n_forget": sampler.k, "model": model,
+        "n_retain": len(sampler.retain_images), "n_forget": sampler.k, "model": model, "device": str(dev),
     }
     return UnlearnSetup(
         preset=p, task=task, model=net, schedule=family_noise(model), sampler=sampler, optimizer=optimizer,

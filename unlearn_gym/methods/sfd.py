@@ -32,6 +32,7 @@ import torch
 from torch import nn
 
 from unlearn_gym.data import NUM_LABELS
+from unlearn_gym.device import model_device, randn
 from unlearn_gym.diffusion.ema import make_ema
 from unlearn_gym.diffusion.one_step import T_STAR, OneStepGenerator, one_step_images
 from unlearn_gym.diffusion.schedule import NoiseSchedule
@@ -51,7 +52,7 @@ def tweedie_x0(eps: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor, schedule: 
     :param t: its timesteps.
     :param schedule: noise schedule.
     """
-    g, s = schedule.coefficients(t, x_t.ndim)
+    g, s = schedule.coefficients(t, x_t.ndim, x_t.device)
     return (x_t - s * eps) / g
 
 
@@ -127,7 +128,7 @@ class SFD(Method):
         b = su.sampler.batch_size
         y = torch.randint(0, NUM_LABELS, (b,), generator=su.generator)
         y_teacher = torch.where(y == self.c_f, override_labels(self.c_o, self.c_f, b, su.generator), y)
-        return y, y_teacher, self.weights[y]
+        return y, y_teacher, self.weights[y].to(model_device(self.generator_net))
 
     def _clip_and_step(self, net: nn.Module, opt: torch.optim.Optimizer) -> float:
         params = [q for q in net.parameters() if q.grad is not None]
@@ -143,11 +144,12 @@ class SFD(Method):
         """One update of ε_ψ on the generator's current images (denoising score matching)."""
         su, p = self.setup, self.p
         y, _, w = self._labels()
-        z = torch.randn(len(y), 1, su.preset.resolution, su.preset.resolution, generator=su.generator)
+        dev = model_device(self.generator_net)
+        z = randn((len(y), 1, su.preset.resolution, su.preset.resolution), su.generator, dev)
         with torch.no_grad():
             x_g = one_step_images(self.generator_net, su.schedule, z, y, p["t_star"])
         t = _timesteps(len(y), p["t_min"], p["t_max"], su.generator)
-        noise = torch.randn(x_g.shape, generator=su.generator)
+        noise = randn(x_g.shape, su.generator, dev)
         pred = self.fake(su.schedule.q_sample(x_g, t, noise), t, y)
         loss = (w * (pred - noise).pow(2).flatten(1).sum(1)).mean()
         self.opt_fake.zero_grad(set_to_none=True)
@@ -158,12 +160,13 @@ class SFD(Method):
         """One update of G by the SiD loss; for c_f the teacher sees c_o (the forget term)."""
         su, p = self.setup, self.p
         y, y_teacher, w = self._labels()
-        z = torch.randn(len(y), 1, su.preset.resolution, su.preset.resolution, generator=su.generator)
+        dev = model_device(self.generator_net)
+        z = randn((len(y), 1, su.preset.resolution, su.preset.resolution), su.generator, dev)
         self.fake.requires_grad_(False)
         try:
             x_g = one_step_images(self.generator_net, su.schedule, z, y, p["t_star"])
             t = _timesteps(len(y), p["t_min"], p["t_max"], su.generator)
-            x_t = su.schedule.q_sample(x_g, t, torch.randn(x_g.shape, generator=su.generator))
+            x_t = su.schedule.q_sample(x_g, t, randn(x_g.shape, su.generator, dev))
             p_x = tweedie_x0(self.teacher(x_t, t, y_teacher), x_t, t, su.schedule)
             s_x = tweedie_x0(self.fake(x_t, t, y), x_t, t, su.schedule)
             per = sid_generator_loss(p_x, s_x, x_g, self.alpha)

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import torch
 
+from unlearn_gym.device import randint
+
 PAIRINGS = ("drawn", "same-label")
 X_SOURCES = ("retain", "full")
 
@@ -71,6 +73,8 @@ class PairSampler:
     :param batch_size: ``B``, the number of pairs per batch.
     :param pairing: ``"drawn"`` or ``"same-label"``.
     :param x_from: ``"retain"`` or ``"full"`` (see above).
+    :param device: where the sets (and so every batch) live: the model's device (default the CPU).
+        Indices are drawn on the CPU from the caller's generator either way (:mod:`unlearn_gym.device`).
     """
 
     def __init__(
@@ -82,6 +86,7 @@ class PairSampler:
         batch_size: int = 64,
         pairing: str = "drawn",
         x_from: str = "retain",
+        device: torch.device | str | None = None,
     ):
         if pairing not in PAIRINGS:
             raise ValueError(f"pairing must be one of {PAIRINGS}, got {pairing!r}")
@@ -92,6 +97,9 @@ class PairSampler:
         if len(forget_images) == 0 or len(retain_images) == 0:
             raise ValueError("the retain and the forget set must both be non-empty")
         self.batch_size, self.pairing, self.x_from = int(batch_size), pairing, x_from
+        self.device = torch.device("cpu") if device is None else torch.device(device)
+        retain_images, retain_labels = retain_images.to(self.device), retain_labels.to(self.device)
+        forget_images, forget_labels = forget_images.to(self.device), forget_labels.to(self.device)
         self.retain_images, self.retain_labels = retain_images, retain_labels
         self.forget_images, self.forget_labels = forget_images, forget_labels
         k, n_r = len(forget_images), len(retain_images)
@@ -132,11 +140,11 @@ class PairSampler:
         :param size: number of pairs (default ``B``).
         """
         b = size or self.batch_size
-        ix = torch.randint(0, len(self.pool_x), (b,), generator=generator)
-        ia = torch.randint(0, len(self.forget_images), (b,), generator=generator)
+        ix = randint(0, len(self.pool_x), (b,), generator, self.device)
+        ia = randint(0, len(self.forget_images), (b,), generator, self.device)
         x_other = y_other = None
         if self.other_images is not None:
-            io = torch.randint(0, len(self.other_images), (b,), generator=generator)
+            io = randint(0, len(self.other_images), (b,), generator, self.device)
             x_other, y_other = self.other_images[io], self.other_labels[io]
         return SISSBatch(
             x=self.pool_x[ix], y_x=self.pool_y[ix], a=self.forget_images[ia], y_a=self.forget_labels[ia],
@@ -150,7 +158,7 @@ class PairSampler:
         :param generator: the caller's random source.
         :param size: batch size (default ``B``).
         """
-        i = torch.randint(0, len(self.retain_images), (size or self.batch_size,), generator=generator)
+        i = randint(0, len(self.retain_images), (size or self.batch_size,), generator, self.device)
         return self.retain_images[i], self.retain_labels[i]
 
     def sample_forget(self, generator: torch.Generator, size: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -159,5 +167,5 @@ class PairSampler:
         :param generator: the caller's random source.
         :param size: batch size (default ``B``).
         """
-        i = torch.randint(0, len(self.forget_images), (size or self.batch_size,), generator=generator)
+        i = randint(0, len(self.forget_images), (size or self.batch_size,), generator, self.device)
         return self.forget_images[i], self.forget_labels[i]

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from unlearn_gym.device import rand, randn
 from unlearn_gym.diffusion.schedule import NoiseSchedule
 from unlearn_gym.objectives.batches import SISSBatch
 from unlearn_gym.objectives.mixture import Mixture, siss_mixture
@@ -116,12 +117,12 @@ def _weight_stats(prefix: str, w: torch.Tensor) -> dict[str, torch.Tensor]:
 
 def _draw(
     schedule: NoiseSchedule, shape: torch.Size, generator: torch.Generator | None,
-    noise: torch.Tensor | None, t: torch.Tensor | None,
+    noise: torch.Tensor | None, t: torch.Tensor | None, device: torch.device,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    if t is None:
-        t = schedule.sample_timesteps(shape[0], generator)
-    if noise is None:
-        noise = torch.randn(shape, generator=generator)
+    """``(noise, t)``: given ones, or fresh draws from the CPU ``generator`` (timesteps first), on
+    ``device`` (:mod:`unlearn_gym.device`)."""
+    t = schedule.sample_timesteps(shape[0], generator, device) if t is None else t.to(device)
+    noise = randn(shape, generator, device) if noise is None else noise.to(device)
     return noise, t
 
 
@@ -199,15 +200,14 @@ def siss_terms(
     if s < 0:
         raise ValueError(f"s must be >= 0, got {s}")
     x = batch.x
-    noise, t = _draw(schedule, x.shape, generator, noise, t)
-    if u is None:
-        u = torch.rand(x.shape[0], generator=generator)
+    noise, t = _draw(schedule, x.shape, generator, noise, t, x.device)
+    u = rand((x.shape[0],), generator, x.device) if u is None else u.to(x.device)
     g, sig = schedule.coefficients(t, x.ndim)
     mix = siss_mixture(x, batch.a, noise, u, lam, g, sig)
     y = torch.where(mix.from_a, batch.y_a, batch.y_x)
     inputs, ts, ys = [mix.m], [t], [y]
     if batch.x_other is not None:
-        o_noise, o_t = _draw(schedule, batch.x_other.shape, generator, other_noise, other_t)
+        o_noise, o_t = _draw(schedule, batch.x_other.shape, generator, other_noise, other_t, x.device)
         inputs.append(schedule.q_sample(batch.x_other, o_t, o_noise))
         ts.append(o_t)
         ys.append(batch.y_other)
@@ -241,12 +241,12 @@ def siss_no_is_terms(
     :param t: optional shared timesteps.
     """
     x, a = batch.x, batch.a
-    noise, t = _draw(schedule, x.shape, generator, noise, t)
+    noise, t = _draw(schedule, x.shape, generator, noise, t, x.device)
     b = x.shape[0]
     inputs = [schedule.q_sample(x, t, noise), schedule.q_sample(a, t, noise)]
     ts, ys, targets = [t, t], [batch.y_x, batch.y_a], [noise, noise]
     if batch.x_other is not None:
-        o_noise, o_t = _draw(schedule, batch.x_other.shape, generator, None, None)
+        o_noise, o_t = _draw(schedule, batch.x_other.shape, generator, None, None, x.device)
         inputs.append(schedule.q_sample(batch.x_other, o_t, o_noise))
         ts.append(o_t)
         ys.append(batch.y_other)
@@ -287,7 +287,7 @@ def denoising_loss(
     :param noise: optional ε.
     :param t: optional timesteps.
     """
-    noise, t = _draw(schedule, images.shape, generator, noise, t)
+    noise, t = _draw(schedule, images.shape, generator, noise, t, images.device)
     return per_sample_mse(model(schedule.q_sample(images, t, noise), t, labels), noise).mean()
 
 
@@ -346,8 +346,8 @@ def erasediff_terms(
     """
     b = x.shape[0]
     imgs = torch.cat([x, a])
-    noise, t = _draw(schedule, imgs.shape, generator, None, None)
-    target_a = torch.rand(a.shape, generator=generator)
+    noise, t = _draw(schedule, imgs.shape, generator, None, None, imgs.device)
+    target_a = rand(a.shape, generator, imgs.device)
     pred = model(schedule.q_sample(imgs, t, noise), t, torch.cat([y_x, y_a]))
     l_x = per_sample_mse(pred[:b], noise[:b]).mean()
     l_u = per_sample_mse(pred[b:], target_a).mean()

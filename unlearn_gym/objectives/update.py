@@ -221,7 +221,7 @@ def apply_update(
     g_x, g_a = compute_gradients(terms, params)
     sign = float(terms.forget_sign)
     norm_x, norm_a = _norm(g_x), _norm(g_a)
-    dot = torch.zeros(())
+    dot = torch.zeros((), device=norm_x.device)
     if rule == "erasediff":
         dot = sign * sum((gx * ga).sum() for gx, ga in zip(g_x, g_a))
     nx, na, dt = torch.stack([norm_x, norm_a, dot.to(norm_x.dtype)]).tolist()
@@ -240,8 +240,9 @@ def apply_update(
         optimizer.step()
     names = ["loss", "retain", "forget", *terms.stats]
     vals = [terms.loss.detach()]
-    vals.append(terms.retain.detach() if terms.retain is not None else torch.zeros(()))
-    vals.append(terms.forget.detach() if terms.forget is not None else torch.zeros(()))
+    zero = torch.zeros((), device=terms.loss.device)
+    vals.append(terms.retain.detach() if terms.retain is not None else zero)
+    vals.append(terms.forget.detach() if terms.forget is not None else zero)
     vals.extend(v.detach().float() for v in terms.stats.values())
     flat = dict(zip(names, torch.stack([v.float().reshape(()) for v in vals]).tolist()))
     retain_v, forget_v = flat.pop("retain"), flat.pop("forget")

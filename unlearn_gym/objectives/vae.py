@@ -32,6 +32,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from unlearn_gym.device import rand, randn
 from unlearn_gym.objectives.batches import SISSBatch
 from unlearn_gym.objectives.mixture import siss_mixture
 from unlearn_gym.objectives.siss import LambdaLike, Terms, _check_lambda, weighted_siss_terms
@@ -94,8 +95,10 @@ def vae_per_sample_loss(
     return ((recon - target).pow(2).flatten(1).sum(1) + beta * kl) / d
 
 
-def _randn_like(shape: torch.Size, generator: torch.Generator | None, given: torch.Tensor | None) -> torch.Tensor:
-    return torch.randn(shape, generator=generator) if given is None else given
+def _randn_like(shape: torch.Size, generator: torch.Generator | None, given: torch.Tensor | None,
+                device: torch.device) -> torch.Tensor:
+    """``given`` or fresh normals from the CPU ``generator``, on ``device`` (:mod:`unlearn_gym.device`)."""
+    return randn(shape, generator, device) if given is None else given.to(device)
 
 
 def vae_loss(
@@ -120,8 +123,8 @@ def vae_loss(
     :param noise: optional ``ε`` (image-shaped).
     :param xi: optional ``ξ`` (image-shaped or ``(B, latent_dim)``).
     """
-    noise = _randn_like(images.shape, generator, noise)
-    xi = _randn_like(images.shape, generator, xi)
+    noise = _randn_like(images.shape, generator, noise, images.device)
+    xi = _randn_like(images.shape, generator, xi, images.device)
     recon, mu, logvar = model(level.corrupt(images, noise), labels, model.prior_latents(xi))
     return vae_per_sample_loss(recon, images, gaussian_kl(mu, logvar), level.beta).mean()
 
@@ -162,15 +165,14 @@ def vae_siss_terms(
     if s < 0:
         raise ValueError(f"s must be >= 0, got {s}")
     x, b = batch.x, batch.x.shape[0]
-    noise = _randn_like(x.shape, generator, noise)
-    if u is None:
-        u = torch.rand(b, generator=generator)
-    xi = _randn_like(x.shape, generator, xi)
+    noise = _randn_like(x.shape, generator, noise, x.device)
+    u = rand((b,), generator, x.device) if u is None else u.to(x.device)
+    xi = _randn_like(x.shape, generator, xi, x.device)
     mix = siss_mixture(x, batch.a, noise, u, lam, level.gamma, level.sigma)
     inputs, ys, xis = [mix.m], [torch.where(mix.from_a, batch.y_a, batch.y_x)], [model.prior_latents(xi)]
     if batch.x_other is not None:
-        o_noise = _randn_like(batch.x_other.shape, generator, other_noise)
-        o_xi = _randn_like(batch.x_other.shape, generator, other_xi)
+        o_noise = _randn_like(batch.x_other.shape, generator, other_noise, x.device)
+        o_xi = _randn_like(batch.x_other.shape, generator, other_xi, x.device)
         inputs.append(level.corrupt(batch.x_other, o_noise))
         ys.append(batch.y_other)
         xis.append(model.prior_latents(o_xi))
@@ -208,15 +210,15 @@ def vae_siss_no_is_terms(
     :param xi: optional shared ``ξ``.
     """
     x, a, b = batch.x, batch.a, batch.x.shape[0]
-    noise = _randn_like(x.shape, generator, noise)
-    xi = model.prior_latents(_randn_like(x.shape, generator, xi))
+    noise = _randn_like(x.shape, generator, noise, x.device)
+    xi = model.prior_latents(_randn_like(x.shape, generator, xi, x.device))
     inputs, targets = [level.corrupt(x, noise), level.corrupt(a, noise)], [x, a]
     ys, xis = [batch.y_x, batch.y_a], [xi, xi]
     if batch.x_other is not None:
-        o_noise = torch.randn(batch.x_other.shape, generator=generator)
+        o_noise = randn(batch.x_other.shape, generator, x.device)
         inputs.append(level.corrupt(batch.x_other, o_noise))
         ys.append(batch.y_other)
-        xis.append(model.prior_latents(torch.randn(batch.x_other.shape, generator=generator)))
+        xis.append(model.prior_latents(randn(batch.x_other.shape, generator, x.device)))
         targets.append(batch.x_other)
     recon, mu, logvar = model(torch.cat(inputs), torch.cat(ys), torch.cat(xis))
     per = vae_per_sample_loss(recon, torch.cat(targets), gaussian_kl(mu, logvar), level.beta)

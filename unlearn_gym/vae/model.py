@@ -26,6 +26,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from unlearn_gym.device import model_device
 from unlearn_gym.presets import Preset, get_preset
 
 NUM_CLASSES = 10
@@ -107,7 +108,8 @@ class ConditionalVAE(nn.Module):
         self.decoder = _mlp(latent_dim + num_classes, hidden, d)
 
     def _onehot(self, y: torch.Tensor) -> torch.Tensor:
-        return F.one_hot(y, self.num_classes).float()
+        # labels may live on any device: they follow the model
+        return F.one_hot(y.to(self.decoder[0].weight.device), self.num_classes).float()
 
     def encode(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(μ, log σ²)`` of q(h | x, y), each ``(B, latent_dim)``.
@@ -158,11 +160,13 @@ class ConditionalVAE(nn.Module):
         :param labels: int64 labels.
         :param noise: one standard normal noise tensor per label (see :meth:`prior_latents`).
         :param batch_size: images per decoder pass.
+        :returns: CPU images (the decoder runs on the model's device).
         """
         if len(noise) != len(labels):
             raise ValueError(f"need one noise tensor per label, got {len(noise)} for {len(labels)} labels")
+        dev = model_device(self)
         h = self.prior_latents(noise)
-        return torch.cat([self.decode(h[i : i + batch_size], labels[i : i + batch_size])
+        return torch.cat([self.decode(h[i : i + batch_size].to(dev), labels[i : i + batch_size].to(dev)).cpu()
                           for i in range(0, len(labels), batch_size)]).clamp(-1, 1)
 
 

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from unlearn_gym.data import ContaminatedMNIST, build_contaminated_mnist
+from unlearn_gym.device import DeviceLike
 from unlearn_gym.diffusion.train import fit
 from unlearn_gym.objectives.vae import VAENoise, vae_loss
 from unlearn_gym.presets import get_preset
@@ -40,6 +41,7 @@ def pretrain_cvae(
     progress: bool = True,
     command: str | None = None,
     noise: VAENoise | None = None,
+    device: DeviceLike = None,
 ) -> dict[str, Any]:
     """Train the preset's VAE on the contaminated mix; save a resumable ``cvae`` checkpoint.
 
@@ -56,6 +58,7 @@ def pretrain_cvae(
     :param progress: show a progress bar.
     :param command: the command line recorded in the sidecar (default: ``sys.argv``).
     :param noise: noise level σ of the encoder input and KL weight β (default σ 0.3, β 0.5).
+    :param device: where to train (``"cpu"``, ``"cuda"``, ``"auto"``; default the CPU).
     :returns: the final training state (``model``, ``ema``, ``step``, ``loss``, ``elapsed_s``).
     """
     p = get_preset(preset)
@@ -75,4 +78,5 @@ def pretrain_cvae(
              "beta": level.beta}
     return fit("cvae", p.name, model, loss_fn, out, total=total, batch=c.pretrain_batch, lr=c.pretrain_lr,
                ema_decay=c.ema_decay, seed=seed, data=data, resume=resume, until=until, save_every=save_every,
-               log_dir=log_dir, flip_forget=flip_forget, progress=progress, command=command, extra_config=extra)
+               log_dir=log_dir, flip_forget=flip_forget, progress=progress, command=command, extra_config=extra,
+               device=device)
