@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import pytest
 
@@ -143,8 +144,13 @@ def test_vae_rows(tmp_path):
     assert res["skipped"] == [{"entry": "neggrad", "instance": "micro-trousers-cvae",
                                "why": "neggrad does not unlearn cvae models"}]
     assert all(math.isfinite(c["metrics"]["retain_fid"]) for c in res["cells"])
-    with pytest.raises(ValueError, match="calibrated for the DDPM"):
+    with pytest.raises(ValueError, match=r"not cvae instances.*cvae instance sets: \['vae'\]"):
         build_cells(_cfg(tmp_path, model="cvae", instances="default"))
+    with pytest.raises(ValueError, match="not ddpm instances"):
+        build_cells(_cfg(tmp_path, instances="vae"))
+    cells, _ = build_cells(_cfg(tmp_path, model="cvae", instances="vae:all", seeds=1, methods=["siss"]))
+    assert [(c.instance.name, c.model) for c in cells] == [
+        ("vae-micro-scale-b8-h30", "cvae"), ("vae-micro-scale-b16-h10", "cvae"), ("vae-micro-scale-b4-h30", "cvae")]
 
 
 def test_cli(tmp_path, capsys):
@@ -174,3 +180,21 @@ def test_ray_cluster_spreads_cells_over_nodes(tmp_path):
         cluster.shutdown()
     assert not res["failed"] and len(res["cells"]) == 2
     assert len({c["ray_node"] for c in res["cells"]}) == 2  # one cell per node (one CPU each)
+
+
+@pytest.mark.parametrize("report, kw, key", [
+    ("tiny", dict(preset="tiny", settings=BenchSettings(eval_samples=30, eval_steps=25, agent_timesteps=512)),
+     "0775613ca17619ab"),
+    ("micro-cvae", dict(preset="micro", model="cvae", settings=BenchSettings(agent_timesteps=2048)),
+     "ecd1b82e0c2ccb35"),
+    ("tiny-erase7", dict(preset="tiny", task="erase-7",
+                         settings=BenchSettings(eval_samples=30, eval_steps=25, steps=300)),
+     "69854a6f275bedb6"),
+])
+def test_committed_reports_keep_their_cache_keys(tmp_path, report, kw, key):
+    """Adding a field (Instance.model, CellSpec.device) must not orphan the cells of docs/results/<report>."""
+    cfg = BenchmarkConfig(seeds=1, methods=["siss"], pareto=False, workers=1, out=str(tmp_path), **kw)
+    (cell,), _ = build_cells(cfg)
+    assert cell.key() == key
+    committed = json.loads((Path(__file__).parents[1] / "docs/results" / report / "results.json").read_text())
+    assert key in {c["key"] for c in committed["cells"]}

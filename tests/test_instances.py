@@ -133,3 +133,20 @@ def test_erase_tasks_use_the_calibrated_defaults_and_erase_on_micro():
     assert out["reference"]["forget"] > 0.7 and out["forget"] < 0.1, out
     # the other digits survive, damaged (micro pays ~20 points of confident accuracy, see docs/headroom.md)
     assert out["reference"]["retain_mean"] - out["retain_mean"] < 0.35, out
+
+
+def test_vae_set_fixes_the_model_family():
+    inst = get_instance("vae-micro-scale-b8-h30")
+    assert inst.model == "cvae" and all(i.model == "cvae" for i in INSTANCE_SETS["vae"].split("all"))
+    assert all(i.model == "ddpm" for s in ("default", "lambda", "erase") for i in INSTANCE_SETS[s].split("all"))
+    env = gym.make(MICRO, instance=inst.name, outcome_config=SMALL).unwrapped  # a DDPM id: the instance decides
+    assert env.config["model"] == "cvae" and env.config["lr"] == inst.lr == 1e-3
+    check_env(env, skip_render_check=True)
+    r = rollout(env, ConstantPolicy([0.0, 0.0], dim=2), seed=0)
+    assert r["steps"] == inst.horizon and r["info"]["outcome"]["instance"]["set"] == "vae"
+    ddpm = gym.make("unlearn_gym:SISSUnlearnVAE-v0", instance=_micro_instances("default")[0].name,
+                    outcome_config=SMALL).unwrapped
+    assert ddpm.config["model"] == "ddpm"
+    mixed = gym.make("unlearn_gym:SISSUnlearnVAE-v0", instances="vae:all", outcome_config=SMALL)
+    mixed.reset(seed=1)
+    assert mixed.unwrapped.config["model"] == "cvae"

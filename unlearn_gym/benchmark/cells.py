@@ -79,7 +79,9 @@ class CellSpec:
 
     def key(self) -> str:
         """The cache key: a hash of the resolved configuration (not of the work folder)."""
-        d = {"version": BENCH_VERSION, "entry": self.entry.to_dict(), "instance": asdict(self.instance),
+        inst = asdict(self.instance)
+        inst.pop("model")  # the family is d["model"] below (keys made before Instance.model stay valid)
+        d = {"version": BENCH_VERSION, "entry": self.entry.to_dict(), "instance": inst,
              "seed": self.seed, "settings": self.settings.to_dict()}
         if self.model != "ddpm":  # (absent for the DDPM: keys made before the VAE rows stay valid)
             d["model"] = self.model
@@ -157,6 +159,8 @@ def env_kwargs_of(spec: CellSpec) -> dict[str, Any]:
         kw: dict[str, Any] = {"instance": inst.name}
     else:
         kw = {**inst.env_kwargs(), "horizon": horizon_of(spec)}
+        if inst.model == "ddpm":
+            kw.pop("model")  # the default
     if spec.model != "ddpm":
         kw["model"] = spec.model
     if spec.device != "cpu":

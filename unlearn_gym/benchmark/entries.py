@@ -21,7 +21,7 @@ import fnmatch
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from unlearn_gym.envs.instances import Instance, get_instance, resolve_instances
+from unlearn_gym.envs.instances import INSTANCE_SETS, Instance, get_instance, resolve_instances
 from unlearn_gym.presets import get_preset
 
 KINDS = ("baseline", "method", "policy", "agent")
@@ -170,7 +170,7 @@ def preset_instance(preset: str, task: str = "trousers", model: str = "ddpm") ->
     return Instance(
         name=name, preset=p.name, task=task, data_ratio=0.1, horizon=p.horizon,
         batch_size=p.erase_batch if erase else p.unlearn_batch, lr=lr, rule=p.unlearn_rule, scale=scale,
-        action="lambda", reward="siss",
+        action="lambda", reward="siss", model=model,
         description=f"the {p.name} preset's defaults on task {task}" + (" (VAE)" if model == "cvae" else ""),
     )
 
@@ -183,13 +183,17 @@ def resolve_bench_instances(preset: str, instances: str | list[str] | None, task
     :param preset: the preset (used when ``instances`` is ``None``).
     :param instances: a set spec, a comma-separated string of names, or a list of names.
     :param task: the task of the preset's own problem.
-    :param model: model family; the registered instances are calibrated for the DDPM only.
+    :param model: model family; every instance must be one of that family (an instance fixes its
+        family: the ``vae`` set for ``"cvae"``, the others for ``"ddpm"``).
     """
     if instances is None:
         return [preset_instance(preset, task, model)]
-    if model != "ddpm":
-        raise ValueError("the registered instances are calibrated for the DDPM (their learning rates):"
-                         " benchmark the VAE on the preset's own problem (drop --instances)")
     if isinstance(instances, str) and "," in instances:
         instances = [s.strip() for s in instances.split(",") if s.strip()]
-    return [get_instance(n) for n in resolve_instances(instances)]
+    out = [get_instance(n) for n in resolve_instances(instances)]
+    other = [i.name for i in out if i.model != model]
+    if other:
+        fams = sorted({s.name for s in INSTANCE_SETS.values() for i in s.split("all") if i.model == model})
+        raise ValueError(f"instances {other} are not {model} instances (an instance fixes its model family);"
+                         f" {model} instance sets: {fams or 'none'}; pass --model to match, or other instances")
+    return out

@@ -34,7 +34,7 @@ class InstanceSetEnv(gym.Env[np.ndarray, np.ndarray]):
         actions = {get_instance(n).action for n in self.names}
         if len(actions) != 1:
             raise ValueError(f"instances must share the action space; got actions {sorted(actions)}")
-        for k in ("instance", "preset", "task"):
+        for k in ("instance", "preset", "task", "model"):
             kwargs.pop(k, None)  # fixed by each instance (registered ids pass a preset)
         self._kwargs = kwargs
         self._envs: dict[str, SISSUnlearnEnv] = {}

@@ -156,7 +156,7 @@ class SISSUnlearnEnv(CheckpointMixin, gym.Env[np.ndarray, np.ndarray]):
     * `outcome` (True), `outcome_config` (sample counts, DDIM steps, noise seed, tolerance),
       `shaping` (see Rewards).
     * `instance`: a named benchmark instance (`unlearn_gym.envs.instances`): it fixes preset, task,
-      contamination ratio, action space, reward and the hyperparameters it names (passing one of
+      contamination ratio, action space, model family, reward and the hyperparameters it names (passing one of
       those with another value is an error). `instances="SET:SPLIT"` or a list of names (through
       `gym.make`) returns an `InstanceSetEnv` that draws one instance per reset.
     * `data_ratio` also selects the shipped DDPM pretrained on that contamination (0.1 or 0.5).
@@ -176,7 +176,7 @@ class SISSUnlearnEnv(CheckpointMixin, gym.Env[np.ndarray, np.ndarray]):
 
     * v0: initial version; later additions that leave the default dynamics unchanged:
       `reward="outcome"`, `shaping`, `info["outcome"]`, `instance`/`instances`, the `data_ratio`
-      0.5 model, strict argument checks, `model="cvae"`, `device`.
+      0.5 model, strict argument checks, `model="cvae"` (and the `vae` instance set), `device`.
     """
 
     metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"], "render_fps": 4}
@@ -272,10 +272,10 @@ class SISSUnlearnEnv(CheckpointMixin, gym.Env[np.ndarray, np.ndarray]):
             kw = apply_instance(instance, dict(
                 preset=preset, task=task, horizon=horizon, lr=lr, rule=rule, scale=scale,
                 batch_size=batch_size, action=action, scale_range=scale_range, data_ratio=data_ratio,
-                reward=reward))
+                reward=reward, model=model))
             preset, task, horizon, lr = kw["preset"], kw["task"], kw["horizon"], kw["lr"]
             rule, scale, batch_size, action = kw["rule"], kw["scale"], kw["batch_size"], kw["action"]
-            scale_range, data_ratio, reward = kw["scale_range"], kw["data_ratio"], kw["reward"]
+            scale_range, data_ratio, reward, model = kw["scale_range"], kw["data_ratio"], kw["reward"], kw["model"]
         reward = "siss" if reward is None else reward
         check_env_arguments(
             horizon=horizon, batch_size=batch_size, probe_size=probe_size, beta=beta, s=s,
