@@ -35,7 +35,7 @@ def cmd_pretrain(a: argparse.Namespace) -> int:
 def cmd_info(a: argparse.Namespace) -> int:
     from unlearn_gym.data import DataNotFoundError, build_contaminated_mnist, find_source
     from unlearn_gym.presets import PRESETS
-    from unlearn_gym.pretrained import SHIPPED_PRESETS, SHIPPED_RATIOS, asset_path
+    from unlearn_gym.pretrained import SHIPPED_RATIOS, asset_path
 
     print(f"unlearn-gym {__import__('unlearn_gym').__version__}")
     for name in ("mnist", "fashion"):
@@ -59,9 +59,9 @@ def cmd_info(a: argparse.Namespace) -> int:
           f" trousers, hash {m['content_hash']}")
     for name, p in PRESETS.items():
         kinds = ("ddpm", "cvae", "classifier")
-        shipped = [k for k in kinds if name in SHIPPED_PRESETS and asset_path(k, name).is_file()]
+        shipped = [k for k in kinds if asset_path(k, name).is_file()]
         shipped += [f"{k} ratio {r:g}" for k in ("ddpm", "cvae") for r in SHIPPED_RATIOS[1:]
-                    if name in SHIPPED_PRESETS and asset_path(k, name, r).is_file()]
+                    if asset_path(k, name, r).is_file()]
         res = f"{p.resolution}x{p.resolution}"
         print(f"  preset {name:8s} {res:6s} shipped: {', '.join(shipped) or '-':32s} ({p.note})")
     return 0
@@ -109,10 +109,10 @@ def cmd_ship(a: argparse.Namespace) -> int:
     classifier = None if shipped_classifier else (a.classifier or f"runs/classifier-{a.preset}.pt")
     q = ship_assets(a.preset, a.ddpm or f"runs/{a.model}-{a.preset}.pt", classifier,
                     n_per_label=a.per_label, steps=a.steps, seed=a.seed, command=_command(), model=a.model,
-                    device=a.device)
+                    device=a.device, dest=a.dest)
     acc = ", ".join(f"{k}: {v['accuracy']:.3f}" for k, v in q["per_label"].items())
     how = "prior" if a.model == "cvae" else f"DDIM-{q['ddim_steps']}"
-    print(f"installed {a.preset} {a.model} assets. Per-label accuracy ({q['n_per_label']} {how} samples"
+    print(f"installed {a.preset} {a.model} assets in {q['dest']}. Per-label accuracy ({q['n_per_label']} {how} samples"
           f" each): {acc}")
     print(f"label 1: confident trouser {q['trouser_rate']:.3f}, confident one {q['one_rate']:.3f},"
           f" junk {q['junk_rate']:.3f}; other labels {q['other_accuracy']:.3f} ({q['seconds']} s)")
@@ -294,7 +294,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_device_arg(p, "the sampler")
     p.set_defaults(func=cmd_sample)
 
-    p = sub.add_parser("ship", help="measure a pretrained DDPM + classifier and install them as package assets")
+    p = sub.add_parser("ship", help="measure a pretrained DDPM + classifier and install them as assets"
+                       " (the package's, or $UNLEARN_GYM_ASSET_DIR)")
     p.add_argument("--preset", required=True)
     p.add_argument("--model", choices=("ddpm", "cvae"), default="ddpm",
                    help="family of the checkpoint; a cvae is measured with the shipped classifier by default")
@@ -305,6 +306,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--per-label", type=int, default=100, help="samples per label for the quality figures")
     p.add_argument("--steps", type=int, default=50)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--dest", help="asset folder (default: $UNLEARN_GYM_ASSET_DIR if set, else the package's)")
     _add_device_arg(p, "sampling for the quality figures")
     p.set_defaults(func=cmd_ship)
 

@@ -18,6 +18,9 @@ from unlearn_gym.presets import PRESETS, get_preset
 from unlearn_gym.vae.model import ConditionalVAE, build_cvae
 
 ASSET_DIR = Path(__file__).parent / "assets"
+#: environment variable naming a folder of your own assets (e.g. an ``mnist28`` model pretrained on a
+#: GPU): searched before the package's folder, and where ``unlearn-gym ship`` installs when it is set
+ASSET_DIR_ENV = "UNLEARN_GYM_ASSET_DIR"
 SHIPPED_PRESETS = ("micro", "tiny")
 #: checkpoint kinds that hold DDPM weights: pretraining runs / EMA exports, unlearned models, and
 #: ``SISSUnlearnEnv.save`` files (the env's current model)
@@ -31,8 +34,15 @@ DEFAULT_RATIO = 0.1
 SHIPPED_RATIOS = (0.1, 0.5)
 
 
+def asset_dirs() -> list[Path]:
+    """Where assets are looked up, in order: ``$UNLEARN_GYM_ASSET_DIR`` (if set), then the package's."""
+    user = os.environ.get(ASSET_DIR_ENV, "").strip()
+    return ([Path(user).expanduser()] if user else []) + [ASSET_DIR]
+
+
 def asset_path(kind: str, preset: str, ratio: float = DEFAULT_RATIO) -> Path:
-    """Path of a shipped asset (``kind`` is ``"ddpm"``, ``"cvae"`` or ``"classifier"``).
+    """Path of an asset (``kind`` is ``"ddpm"``, ``"cvae"`` or ``"classifier"``): the first folder of
+    :func:`asset_dirs` that holds it (the package's path when none does).
 
     :param kind: ``"ddpm"``, ``"cvae"`` or ``"classifier"``.
     :param preset: preset name.
@@ -41,7 +51,11 @@ def asset_path(kind: str, preset: str, ratio: float = DEFAULT_RATIO) -> Path:
     """
     get_preset(preset)
     suffix = "" if kind not in GENERATOR_KINDS or float(ratio) == DEFAULT_RATIO else f"-r{float(ratio):g}"
-    return ASSET_DIR / f"{kind}-{preset}{suffix}.pt"
+    name = f"{kind}-{preset}{suffix}.pt"
+    for folder in asset_dirs():
+        if (folder / name).is_file():
+            return folder / name
+    return ASSET_DIR / name
 
 
 def _shipped(kind: str, preset: str, ratio: float = DEFAULT_RATIO) -> Path:
@@ -58,7 +72,9 @@ def _shipped(kind: str, preset: str, ratio: float = DEFAULT_RATIO) -> Path:
                 if kind in GENERATOR_KINDS else kind)
         raise CheckpointError(
             f"no shipped {what} for preset {preset!r} (shipped presets: {shipped}; known presets:"
-            f" {', '.join(PRESETS)}). Train one with {hint} and pass its path."
+            f" {', '.join(PRESETS)}). Train one with {hint} and pass its path, or install it with"
+            f" `unlearn-gym ship` into a folder named by ${ASSET_DIR_ENV} (searched: "
+            f"{', '.join(str(d) for d in asset_dirs())})."
         )
     return path
 
@@ -192,7 +208,7 @@ def ship_assets(
     n_per_label: int = 100,
     steps: int = 50,
     seed: int = 0,
-    dest: str | os.PathLike = ASSET_DIR,
+    dest: str | os.PathLike | None = None,
     command: str | None = None,
     model: str = "ddpm",
     device: DeviceLike = None,
@@ -210,7 +226,7 @@ def ship_assets(
     :param n_per_label: samples per label for the quality figures.
     :param steps: DDIM steps.
     :param seed: noise seed.
-    :param dest: asset directory (default: the package's).
+    :param dest: asset directory (default: ``$UNLEARN_GYM_ASSET_DIR`` if set, else the package's).
     :param command: the command line recorded in the sidecars.
     :param model: ``"ddpm"`` or ``"cvae"``: the family of ``ddpm_checkpoint`` (and the asset's name).
     :param device: where the samples for the quality figures are drawn (default the CPU).
@@ -220,7 +236,7 @@ def ship_assets(
     from unlearn_gym.diffusion.train import export_ema
     from unlearn_gym.eval.quality import model_quality
 
-    dest = Path(dest)
+    dest = Path(dest) if dest is not None else asset_dirs()[0]
     ratio = float(read_sidecar(ddpm_checkpoint).get("data", {}).get("ratio", DEFAULT_RATIO))
     if classifier_checkpoint is None:
         classifier = load_classifier(preset)
@@ -240,4 +256,4 @@ def ship_assets(
     export_ema(ddpm_checkpoint, dest / asset_path(model, preset, ratio).name,
                {"quality": quality, "ship_command": command,
                 "classifier_metrics": cmeta.get("metrics")}, kind=model)
-    return quality
+    return {**quality, "dest": str(dest)}

@@ -373,11 +373,12 @@ def evaluate(
 
 def classifier_provenance(preset: str) -> dict[str, Any]:
     """Sidecar facts of the shipped classifier of ``preset`` (accuracy, command), if shipped."""
-    from unlearn_gym.pretrained import asset_path
+    from unlearn_gym.pretrained import ASSET_DIR, asset_path
 
     path = asset_path("classifier", preset)
     side = read_sidecar(path) if path.is_file() else {}
-    return {"asset": f"unlearn_gym/assets/{path.name}", "metrics": side.get("metrics"), "command": side.get("command")}
+    where = f"unlearn_gym/assets/{path.name}" if path.parent == ASSET_DIR else str(path)
+    return {"asset": where, "metrics": side.get("metrics"), "command": side.get("command")}
 
 
 def write_evaluation(
