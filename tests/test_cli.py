@@ -61,5 +61,6 @@ def test_instances_lists_the_sets(capsys):
     assert main(["instances"]) == 0
     out = capsys.readouterr().out
     assert "default (version 2)" in out and "micro-heavy-scale-b8-h30" in out and "test " in out
+    assert "vae (version 1)" in out and "vae-micro-scale-b4-h30             cvae micro" in out
     assert main(["instances", "--set", "nope"]) == 2
     assert "known sets" in capsys.readouterr().err

@@ -231,9 +231,9 @@ def cmd_instances(a: argparse.Namespace) -> int:
         print(f"{s.name} (version {s.version}): {s.description}")
         for split in ("train", "test"):
             for i in s.split(split):
-                print(f"  {split:5s} {i.name:34s} {i.preset:5s} {i.task:9s} contamination {i.data_ratio:g}, T"
-                      f" {i.horizon}, B {i.batch_size}, lr {i.lr:g}, rule {i.rule} {i.scale:g}, action {i.action},"
-                      f" reward {i.reward}")
+                print(f"  {split:5s} {i.name:34s} {i.model:4s} {i.preset:5s} {i.task:9s} contamination"
+                      f" {i.data_ratio:g}, T {i.horizon}, B {i.batch_size}, lr {i.lr:g}, rule {i.rule} {i.scale:g},"
+                      f" action {i.action}, reward {i.reward}")
     return 0
 
 
