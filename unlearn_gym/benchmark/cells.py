@@ -159,8 +159,7 @@ def env_kwargs_of(spec: CellSpec) -> dict[str, Any]:
         kw: dict[str, Any] = {"instance": inst.name}
     else:
         kw = {**inst.env_kwargs(), "horizon": horizon_of(spec)}
-        if inst.model == "ddpm":
-            kw.pop("model")  # the default
+        kw.pop("model")  # posed below from the cell, and only when it is not the default
     if spec.model != "ddpm":
         kw["model"] = spec.model
     if spec.device != "cpu":

@@ -167,7 +167,8 @@ def fit(
     t0 = time.perf_counter()
     while step < stop:
         idx = torch.randint(0, len(x_all), (batch,), generator=gen)
-        x0, y = x_all[idx.to(dev)], y_all[idx.to(dev)]
+        idx_dev = idx.to(dev)
+        x0, y = x_all[idx_dev], y_all[idx_dev]
         flip = is_forget[idx] & (torch.rand(len(idx), generator=gen) < 0.5)
         if flip_forget and bool(flip.any()):
             x0 = torch.where(flip.to(dev)[:, None, None, None], x0.flip(-1), x0)

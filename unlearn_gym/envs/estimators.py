@@ -82,7 +82,8 @@ class Probe:
         self.schedule = schedule
         self.objectives = objectives_for(schedule)
         self.batch = sampler.sample(gen, size)
-        self.crn = self.objectives.draw_crn(schedule, (size, 1, resolution, resolution), gen)
+        crn = self.objectives.draw_crn(schedule, (size, 1, resolution, resolution), gen)
+        self.crn = {k: v.to(sampler.device) for k, v in crn.items()}  # moved once, not every probe
 
     @torch.no_grad()
     def terms(self, model: nn.Module, lam: float, s: float = 0.0):

@@ -108,8 +108,7 @@ class ConditionalVAE(nn.Module):
         self.decoder = _mlp(latent_dim + num_classes, hidden, d)
 
     def _onehot(self, y: torch.Tensor) -> torch.Tensor:
-        # labels may live on any device: they follow the model
-        return F.one_hot(y.to(self.decoder[0].weight.device), self.num_classes).float()
+        return F.one_hot(y.to(model_device(self)), self.num_classes).float()  # labels follow the model
 
     def encode(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(μ, log σ²)`` of q(h | x, y), each ``(B, latent_dim)``.
