@@ -57,6 +57,23 @@ def test_micro_benchmark_writes_every_file_and_resumes(tmp_path):
     assert second["aggregate"] == first["aggregate"]
 
 
+def test_a_corrupt_cached_cell_is_recomputed_with_a_warning(tmp_path):
+    from unlearn_gym.benchmark.runner import load_cached
+
+    cells = tmp_path / "cells"
+    cells.mkdir()
+    (cells / "good.json").write_text(json.dumps({"status": "ok", "key": "good"}))
+    (cells / "torn.json").write_text('{"status": "ok", "key": "to')  # e.g. a write cut short
+    (cells / "list.json").write_text("[]")
+    with pytest.warns(UserWarning) as caught:
+        cached = load_cached(tmp_path)
+    assert set(cached) == {"good"}
+    messages = sorted(str(w.message) for w in caught)
+    assert len(messages) == 2
+    assert str(cells / "list.json") in messages[0] and str(cells / "torn.json") in messages[1]
+    assert all("recomputed" in m for m in messages)
+
+
 def test_failing_method_is_reported_while_others_finish(tmp_path):
     boom = Entry(name="boom", kind="method", target="test-boom")
     cfg = _cfg(tmp_path, seeds=1, methods=["boom", "siss"], entries=(boom, Entry(name="siss", kind="method",

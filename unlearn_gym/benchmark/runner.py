@@ -15,6 +15,7 @@ import datetime
 import json
 import os
 import time
+import warnings
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -133,12 +134,18 @@ def build_cells(cfg: BenchmarkConfig) -> tuple[list[CellSpec], list[dict[str, st
 
 
 def load_cached(out: str | os.PathLike) -> dict[str, dict[str, Any]]:
-    """Finished cells under ``out/cells`` by key (files that do not parse are ignored and redone)."""
+    """Finished cells under ``out/cells`` by key.
+
+    A file that cannot be read or parsed is skipped with a warning that names it: its cell is recomputed.
+    """
     cached = {}
     for path in sorted(Path(out, "cells").glob("*.json")):
         try:
             res = json.loads(path.read_text())
-        except (OSError, ValueError):
+            if not isinstance(res, dict):
+                raise ValueError(f"a JSON {type(res).__name__}, not an object")
+        except (OSError, ValueError) as exc:
+            warnings.warn(f"corrupt benchmark cache file {path} ({exc}): its cell is recomputed", stacklevel=2)
             continue
         if res.get("status") == "ok" and res.get("key") == path.stem:
             cached[path.stem] = res

@@ -219,7 +219,8 @@ register_instance_set(InstanceSet(
         _heavy_micro("micro-heavy-scale-b32-h30", 32, 30, action="lambda+scale",
                      description="medium batches, short budget"),
         _heavy_micro("micro-heavy-scale-b16-h50", 16, 50, action="lambda+scale",
-                     description="longer budget: a rising scale beats every constant"),
+                     description="longer budget: no schedule beats the best constant ρ 0.5 (an agent"
+                                 " must learn when not to schedule)"),
         _heavy_micro("micro-heavy-scale-b64-h20", 64, 20, action="lambda+scale",
                      description="large batches, very short budget"),
     ),
