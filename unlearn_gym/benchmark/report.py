@@ -71,6 +71,7 @@ def write_report(cfg: Any, cells: list[CellSpec], results: dict[str, dict[str, A
 
 
 def _cell(row: dict[str, Any] | None, m: str) -> str:
+    """One table cell: mean ± CI of measure ``m`` of an aggregated row, ``–`` when absent."""
     if not row or m not in row:
         return "–"
     return fmt_ci(row[m]["mean"], row[m]["ci"])
@@ -78,80 +79,117 @@ def _cell(row: dict[str, Any] | None, m: str) -> str:
 
 def render(r: dict[str, Any], cells: list[CellSpec], titles: dict[str, str]) -> str:
     """The markdown report of a ``results.json`` dict."""
-    cfg, run, perf = r["config"], r["run"], r["performance"]
+    L = ["# unlearn-gym benchmark", ""]
+    L += _header(r)
+    L += _claims(r)
+    by_inst: dict[str, CellSpec] = {}
+    for c in cells:
+        by_inst.setdefault(c.instance.name, c)
+    for inst, spec in by_inst.items():
+        L += _instance_section(r, inst, spec, cells, titles)
+    L += _performance(r, titles)
+    L += _skipped_and_failed(r)
+    L.append("")
+    return "\n".join(L)
+
+
+def _header(r: dict[str, Any]) -> list[str]:
+    """Command, runs and wall time, seeds and evaluation settings, and which direction of each measure is better."""
+    cfg, run = r["config"], r["run"]
     s = cfg["settings"]
     seeds = list(range(cfg["seed0"], cfg["seed0"] + cfg["seeds"]))
-    L = ["# unlearn-gym benchmark", ""]
     runs = r.get("runs") or [run]
     made = next((x for x in runs if x.get("computed")), run)
-    L.append(f"Command: `{made.get('command') or 'run_benchmark(...)'}`  ")
-    L.append(f"Report written {r['date']}; {sum(x['computed'] for x in runs)} cells computed in"
-             f" {sum(x['wall_s'] for x in runs):.0f} s of wall time over {len(runs)} run(s)"
-             f" ({made['executor']} executor, {made['workers']} worker(s)).  ")
-    L.append(f"Seeds {seeds}; every cell is mean ± 95 % CI (Student t over seeds; no CI with one seed)."
-             f" Evaluation: {s['eval_samples']} samples per retain label,"
-             f" {s['eval_forget_samples'] or 6 * s['eval_samples']} of the forget label, DDIM-{s['eval_steps']},"
-             f" noise seed {s['eval_seed']} for every cell (common random numbers); FID/KID/IS on the shipped"
-             " classifier's features. Outcome score: the env's (`unlearn_gym.envs.outcome`)."
-             + (" **Quick run** (`--quick`): fewer samples and steps, numbers are indicative." if cfg["quick"] else ""))
-    L.append("")
-    L.append("Directions: forget FID/KID higher = further from the forget data (more forgetting); forget score"
-             " (trouser rate, or the erased digit's accuracy) lower is better; retain FID/KID lower, retain IS,"
-             " SSIM and accuracy higher are better; forget SSIM is against the pretrained model's sample from the"
-             " same noise (lower = changed more).")
-    L += ["", "## Statistics: the seed paper's claims", "",
-          "Paired over seeds (same seed = same batches and evaluation noise); *confirmed* needs p < 0.05 in the"
-          " claimed direction of a paired t-test and no guard measure significantly worse.", "",
-          "| instance | claim | a − b (95 % CI) | p | verdict |", "|---|---|---|---|---|"]
+    return [
+        f"Command: `{made.get('command') or 'run_benchmark(...)'}`  ",
+        f"Report written {r['date']}; {sum(x['computed'] for x in runs)} cells computed in"
+        f" {sum(x['wall_s'] for x in runs):.0f} s of wall time over {len(runs)} run(s)"
+        f" ({made['executor']} executor, {made['workers']} worker(s)).  ",
+        f"Seeds {seeds}; every cell is mean ± 95 % CI (Student t over seeds; no CI with one seed)."
+        f" Evaluation: {s['eval_samples']} samples per retain label,"
+        f" {s['eval_forget_samples'] or 6 * s['eval_samples']} of the forget label, DDIM-{s['eval_steps']},"
+        f" noise seed {s['eval_seed']} for every cell (common random numbers); FID/KID/IS on the shipped"
+        " classifier's features. Outcome score: the env's (`unlearn_gym.envs.outcome`)."
+        + (" **Quick run** (`--quick`): fewer samples and steps, numbers are indicative." if cfg["quick"] else ""),
+        "",
+        "Directions: forget FID/KID higher = further from the forget data (more forgetting); forget score"
+        " (trouser rate, or the erased digit's accuracy) lower is better; retain FID/KID lower, retain IS,"
+        " SSIM and accuracy higher are better; forget SSIM is against the pretrained model's sample from the"
+        " same noise (lower = changed more).",
+    ]
+
+
+def _claims(r: dict[str, Any]) -> list[str]:
+    """The seed paper's claims: paired difference, p-value and verdict of each."""
+    L = ["", "## Statistics: the seed paper's claims", "",
+         "Paired over seeds (same seed = same batches and evaluation noise); *confirmed* needs p < 0.05 in the"
+         " claimed direction of a paired t-test and no guard measure significantly worse.", "",
+         "| instance | claim | a − b (95 % CI) | p | verdict |", "|---|---|---|---|---|"]
     for v in r["claims"]:
         p = v["paired"]
         pv = "–" if p["p"] is None or not math.isfinite(p["p"]) else f"{p['p']:.3g}"
         L.append(f"| {v['instance']} | {v['claim']} | {fmt_ci(p['mean'], p['ci'])} (n={p['n']}) | {pv} |"
                  f" {v['verdict']} |")
-    by_inst: dict[str, CellSpec] = {}
-    for c in cells:
-        by_inst.setdefault(c.instance.name, c)
-    for inst, spec in by_inst.items():
-        agg = r["aggregate"].get(inst, {})
-        ents = [e for e in dict.fromkeys(c.entry.name for c in cells if c.instance.name == inst) if e in agg]
-        i = spec.instance
-        L += ["", f"## Instance `{inst}`", "",
-              f"{i.preset}, task `{i.task}`, contamination ratio {i.data_ratio}, {horizon_of(spec)} steps,"
-              f" batch {i.batch_size}, lr {i.lr:g}, rule {i.rule} ({i.scale:g}), action `{i.action}`."
-              f" Agents: episodic {s['agent_timesteps']} training steps; online = one run of the budget."]
-        table = [e for e in ents if next(c.entry.group for c in cells if c.entry.name == e) == "table"]
-        for side, ms in TABLE_ROWS.items():
-            L += ["", f"### Table 1 — {side}", "", "| measure | " + " | ".join(titles[e] for e in table) + " |",
-                  "|---|" + "---|" * len(table)]
-            for m in ms:
-                L.append(f"| {MEASURES[m][0]} | " + " | ".join(_cell(agg.get(e), m) for e in table) + " |")
-        L += ["", "### Summary (one row per entry)", "",
-              "| entry | outcome | forget score | retain acc. | retain FID | forget FID | time / cell (s) | seeds |",
-              "|---|---|---|---|---|---|---|---|"]
-        for e in ents:
-            row, pe = agg[e], perf["entries"].get(e, {})
-            n = max(v["n"] for v in row.values())
-            L.append(f"| {titles[e]} | {_cell(row, 'outcome')} | {_cell(row, 'forget_score')} |"
-                     f" {_cell(row, 'retain_accuracy')} | {_cell(row, 'retain_fid')} | {_cell(row, 'forget_fid')} |"
-                     f" {pe.get('total_s', math.nan):.0f} | {n} |")
-        front = r["pareto_front"].get(inst, [])
-        L += ["", "### Pareto front (forget score vs retain FID)", ""]
-        if f"pareto-{inst}" in r["figures"] or "pareto" in r["figures"]:
-            L.append(f"![Pareto front]({r['figures'].get(f'pareto-{inst}', r['figures'].get('pareto'))})")
-            L.append("")
-        L.append("Not dominated (no entry has both a lower-or-equal forget score and retain FID, one lower): "
-                 + (", ".join(titles[e] for e in front) or "–") + ".")
-        if f"lambda-{inst}" in r["figures"] or "lambda" in r["figures"]:
-            L += ["", f"![λ per step]({r['figures'].get(f'lambda-{inst}', r['figures'].get('lambda'))})"]
-        L += _per_class(r["cells"], inst, titles)
-    L += ["", "## Performance", "",
-          f"All cells together: {perf['cell_seconds']:.0f} cell-seconds. Cells are independent, so with W workers"
-          " and N seeds a run takes about (cells per seed × N × mean cell time) / W; the parallel efficiency"
-          " below is the cell-seconds a run computed over its wall time × workers"
-          " (`benchmarks/benchmark_scaling.py` measures the scaling). Times are wall times of each cell and"
-          " include whatever else the machine ran meanwhile: compare them within one quiet run.", "",
-          "| run | finished | executor | workers | cells computed (cached) | cell-seconds | wall (s) | efficiency |",
+    return L
+
+
+def _instance_section(
+    r: dict[str, Any], inst: str, spec: CellSpec, cells: list[CellSpec], titles: dict[str, str]
+) -> list[str]:
+    """One instance: its settings, Table 1 (forget and retain side), the summary, Pareto front, per class."""
+    s, perf = r["config"]["settings"], r["performance"]
+    agg = r["aggregate"].get(inst, {})
+    ents = [e for e in dict.fromkeys(c.entry.name for c in cells if c.instance.name == inst) if e in agg]
+    i = spec.instance
+    L = ["", f"## Instance `{inst}`", "",
+         f"{i.preset}, task `{i.task}`, contamination ratio {i.data_ratio}, {horizon_of(spec)} steps,"
+         f" batch {i.batch_size}, lr {i.lr:g}, rule {i.rule} ({i.scale:g}), action `{i.action}`."
+         f" Agents: episodic {s['agent_timesteps']} training steps; online = one run of the budget."]
+    table = [e for e in ents if next(c.entry.group for c in cells if c.entry.name == e) == "table"]
+    for side, ms in TABLE_ROWS.items():
+        L += ["", f"### Table 1 — {side}", "", "| measure | " + " | ".join(titles[e] for e in table) + " |",
+              "|---|" + "---|" * len(table)]
+        for m in ms:
+            L.append(f"| {MEASURES[m][0]} | " + " | ".join(_cell(agg.get(e), m) for e in table) + " |")
+    L += ["", "### Summary (one row per entry)", "",
+          "| entry | outcome | forget score | retain acc. | retain FID | forget FID | time / cell (s) | seeds |",
           "|---|---|---|---|---|---|---|---|"]
+    for e in ents:
+        row, pe = agg[e], perf["entries"].get(e, {})
+        n = max(v["n"] for v in row.values())
+        L.append(f"| {titles[e]} | {_cell(row, 'outcome')} | {_cell(row, 'forget_score')} |"
+                 f" {_cell(row, 'retain_accuracy')} | {_cell(row, 'retain_fid')} | {_cell(row, 'forget_fid')} |"
+                 f" {pe.get('total_s', math.nan):.0f} | {n} |")
+    L += _pareto(r, inst, titles)
+    L += _per_class(r["cells"], inst, titles)
+    return L
+
+
+def _pareto(r: dict[str, Any], inst: str, titles: dict[str, str]) -> list[str]:
+    """The instance's Pareto front (figure and the entries not dominated) and its λ figure."""
+    front = r["pareto_front"].get(inst, [])
+    L = ["", "### Pareto front (forget score vs retain FID)", ""]
+    if f"pareto-{inst}" in r["figures"] or "pareto" in r["figures"]:
+        L.append(f"![Pareto front]({r['figures'].get(f'pareto-{inst}', r['figures'].get('pareto'))})")
+        L.append("")
+    L.append("Not dominated (no entry has both a lower-or-equal forget score and retain FID, one lower): "
+             + (", ".join(titles[e] for e in front) or "–") + ".")
+    if f"lambda-{inst}" in r["figures"] or "lambda" in r["figures"]:
+        L += ["", f"![λ per step]({r['figures'].get(f'lambda-{inst}', r['figures'].get('lambda'))})"]
+    return L
+
+
+def _performance(r: dict[str, Any], titles: dict[str, str]) -> list[str]:
+    """Runs (wall time, workers, parallel efficiency), env overhead and time per entry and phase."""
+    perf = r["performance"]
+    L = ["", "## Performance", "",
+         f"All cells together: {perf['cell_seconds']:.0f} cell-seconds. Cells are independent, so with W workers"
+         " and N seeds a run takes about (cells per seed × N × mean cell time) / W; the parallel efficiency"
+         " below is the cell-seconds a run computed over its wall time × workers"
+         " (`benchmarks/benchmark_scaling.py` measures the scaling). Times are wall times of each cell and"
+         " include whatever else the machine ran meanwhile: compare them within one quiet run.", "",
+         "| run | finished | executor | workers | cells computed (cached) | cell-seconds | wall (s) | efficiency |",
+         "|---|---|---|---|---|---|---|---|"]
     for i, rr in enumerate(perf["runs"], 1):
         eff = f"{rr['parallel_efficiency']:.2f}" if "parallel_efficiency" in rr else "–"
         L.append(f"| {i} | {rr.get('finished', '–')} | {rr['executor']} | {rr['workers']} | {rr['computed']}"
@@ -172,6 +210,12 @@ def render(r: dict[str, Any], cells: list[CellSpec], titles: dict[str, str]) -> 
     if "time" in r["figures"]:
         L += ["", f"![time per cell]({r['figures']['time']})"]
     L += ["", "Peak RSS is the worker process's peak so far (workers run several cells)."]
+    return L
+
+
+def _skipped_and_failed(r: dict[str, Any]) -> list[str]:
+    """The entries an instance cannot serve, and the cells that raised (last lines of each traceback)."""
+    L: list[str] = []
     if r["skipped"]:
         L += ["", "## Not applicable", ""] + [f"- {s['entry']} on {s['instance']}: {s['why']}" for s in r["skipped"]]
     if r["failed"]:
@@ -181,8 +225,7 @@ def render(r: dict[str, Any], cells: list[CellSpec], titles: dict[str, str]) -> 
             tb = (f_.get("traceback") or "").strip().splitlines()[-3:]
             if tb:
                 L += ["  ```", *[f"  {t}" for t in tb], "  ```"]
-    L.append("")
-    return "\n".join(L)
+    return L
 
 
 def _per_class(cells: list[dict[str, Any]], inst: str, titles: dict[str, str]) -> list[str]:

@@ -8,11 +8,13 @@ import shlex
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
+from torch.optim.swa_utils import AveragedModel
 from tqdm.auto import tqdm
 
 from unlearn_gym.checkpoints import load_checkpoint, save_checkpoint
@@ -62,6 +64,99 @@ def ddpm_pretrain_loss(model: nn.Module, x0: torch.Tensor, y: torch.Tensor, gene
     t = schedule.sample_timesteps(len(x0), generator, x0.device)
     noise = randn(x0.shape, generator, x0.device)
     return nn.functional.mse_loss(model(schedule.q_sample(x0, t, noise), t, y), noise)
+
+
+@dataclass
+class _TrainState:
+    """What a checkpoint of :func:`fit` restores: the model, its EMA, the optimizer, schedule and generator."""
+
+    model: nn.Module
+    ema: AveragedModel
+    opt: torch.optim.Optimizer
+    sched: torch.optim.lr_scheduler.LambdaLR
+    gen: torch.Generator
+    step: int = 0
+    elapsed: float = 0.0
+
+    def resume(self, path: str | os.PathLike, kind: str, preset: str, total: int, seed: int) -> None:
+        """Load a resumable checkpoint of the same run (same ``total`` steps and ``seed``) into this state.
+
+        :raises ValueError: the checkpoint holds EMA weights only, or another run's steps or seed.
+        """
+        ck = load_checkpoint(path, kind, preset)
+        if "optimizer" not in ck:
+            raise ValueError(f"{path} holds EMA weights only; it cannot be resumed")
+        if ck["config"]["steps"] != total or ck["config"]["seed"] != seed:
+            raise ValueError(
+                f"{path} was made with steps={ck['config']['steps']}, seed={ck['config']['seed']}; "
+                "resume with the same --steps and --seed"
+            )
+        self.model.load_state_dict(ck["model"])
+        self.ema.load_state_dict(ck["ema"])
+        self.opt.load_state_dict(ck["optimizer"])
+        self.sched.load_state_dict(ck["lr_scheduler"])
+        self.gen.set_state(ck["generator"])
+        self.step, self.elapsed = int(ck["step"]), float(ck.get("elapsed_s", 0.0))
+
+    def payload(self, config: dict[str, Any]) -> dict[str, Any]:
+        """The checkpoint's tensors and counters (everything :meth:`resume` reads)."""
+        return {"model": self.model.state_dict(), "ema": self.ema.state_dict(), "optimizer": self.opt.state_dict(),
+                "lr_scheduler": self.sched.state_dict(), "generator": self.gen.get_state(), "step": self.step,
+                "config": config, "elapsed_s": self.elapsed}
+
+
+def _train_step(
+    state: _TrainState,
+    loss_fn: LossFn,
+    data: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+    *,
+    batch: int,
+    dev: torch.device,
+    flip_forget: bool,
+) -> float:
+    """One optimisation step on a uniform mini-batch; returns its loss.
+
+    The generator draws the batch indices, then the flip coins (drawn whether or not
+    ``flip_forget`` is set, so the stream of draws does not depend on it), then ``loss_fn``'s own.
+
+    :param state: the training state (updated in place, ``step`` included).
+    :param loss_fn: the mini-batch loss.
+    :param data: the training images and labels (on ``dev``) and the forget mask (on the CPU).
+    :param batch: mini-batch size.
+    :param dev: the device of the model and the data.
+    :param flip_forget: flip the selected forget images horizontally.
+    """
+    x_all, y_all, is_forget = data
+    idx = torch.randint(0, len(x_all), (batch,), generator=state.gen)
+    idx_dev = idx.to(dev)
+    x0, y = x_all[idx_dev], y_all[idx_dev]
+    flip = is_forget[idx] & (torch.rand(len(idx), generator=state.gen) < 0.5)
+    if flip_forget and bool(flip.any()):
+        x0 = torch.where(flip.to(dev)[:, None, None, None], x0.flip(-1), x0)
+    loss = loss_fn(state.model, x0, y, state.gen)
+    state.opt.zero_grad(set_to_none=True)
+    loss.backward()
+    nn.utils.clip_grad_norm_(state.model.parameters(), 1.0)
+    state.opt.step()
+    state.sched.step()
+    state.ema.update_parameters(state.model)
+    state.step += 1
+    return loss.item()
+
+
+def _report_step(writer: Any, bar: tqdm, state: _TrainState, loss: float, ema_loss: float) -> None:
+    """Tensorboard scalars every 50 steps (loss, learning rate); the progress bar, its loss every 100."""
+    if writer is not None and state.step % 50 == 0:
+        writer.add_scalar("pretrain/loss", loss, state.step)
+        writer.add_scalar("pretrain/lr", state.sched.get_last_lr()[0], state.step)
+    bar.update(1)
+    if state.step % 100 == 0:
+        bar.set_postfix(loss=f"{ema_loss:.4f}")
+
+
+def _default_command() -> str:
+    """The command line of this process, as ``unlearn-gym <arguments>``."""
+    return " ".join(shlex.quote(a) for a in ["unlearn-gym", *sys.argv[1:]])
 
 
 def fit(
@@ -125,79 +220,43 @@ def fit(
     model.to(dev)
     ema = make_ema(model, ema_decay)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, total))
-    gen = torch.Generator().manual_seed(seed)
-    step, elapsed = 0, 0.0
+    state = _TrainState(model, ema, opt, torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, total)),
+                        torch.Generator().manual_seed(seed))
     if resume is not None:
-        ck = load_checkpoint(resume, kind, p.name)
-        if "optimizer" not in ck:
-            raise ValueError(f"{resume} holds EMA weights only; it cannot be resumed")
-        if ck["config"]["steps"] != total or ck["config"]["seed"] != seed:
-            raise ValueError(
-                f"{resume} was made with steps={ck['config']['steps']}, seed={ck['config']['seed']}; "
-                "resume with the same --steps and --seed"
-            )
-        model.load_state_dict(ck["model"])
-        ema.load_state_dict(ck["ema"])
-        opt.load_state_dict(ck["optimizer"])
-        sched.load_state_dict(ck["lr_scheduler"])
-        gen.set_state(ck["generator"])
-        step, elapsed = int(ck["step"]), float(ck.get("elapsed_s", 0.0))
-    x_all, y_all, is_forget = data.train_images.to(dev), data.train_labels.to(dev), data.train_is_forget
+        state.resume(resume, kind, p.name, total, seed)
+    train_data = (data.train_images.to(dev), data.train_labels.to(dev), data.train_is_forget)
     stop = total if until is None else min(total, until)
     writer = _summary_writer(log_dir)
     config = {"steps": total, "seed": seed, "batch": batch, "lr": lr, "ema_decay": ema_decay,
               "flip_forget": flip_forget, **(extra_config or {})}
-    cmd = command or " ".join(shlex.quote(a) for a in ["unlearn-gym", *sys.argv[1:]])
+    cmd = command or _default_command()
 
     def save(last_loss: float) -> None:
         save_checkpoint(
-            out, kind, p.name,
-            {"model": model.state_dict(), "ema": ema.state_dict(), "optimizer": opt.state_dict(),
-             "lr_scheduler": sched.state_dict(), "generator": gen.get_state(), "step": step,
-             "config": config, "elapsed_s": elapsed},
-            {"preset_config": p.to_dict(), "data": data.meta, "step": step, "train": config,
-             "final_loss_ema100": last_loss, "train_seconds": round(elapsed, 1), "command": cmd},
+            out, kind, p.name, state.payload(config),
+            {"preset_config": p.to_dict(), "data": data.meta, "step": state.step, "train": config,
+             "final_loss_ema100": last_loss, "train_seconds": round(state.elapsed, 1), "command": cmd},
         )
 
     model.train()
     desc = f"pretrain {p.name}" if kind == "ddpm" else f"pretrain {kind} {p.name}"
-    bar = tqdm(total=stop, initial=step, disable=not progress, desc=desc)
+    bar = tqdm(total=stop, initial=state.step, disable=not progress, desc=desc)
     ema_loss = float("nan")
     t0 = time.perf_counter()
-    while step < stop:
-        idx = torch.randint(0, len(x_all), (batch,), generator=gen)
-        idx_dev = idx.to(dev)
-        x0, y = x_all[idx_dev], y_all[idx_dev]
-        flip = is_forget[idx] & (torch.rand(len(idx), generator=gen) < 0.5)
-        if flip_forget and bool(flip.any()):
-            x0 = torch.where(flip.to(dev)[:, None, None, None], x0.flip(-1), x0)
-        loss = loss_fn(model, x0, y, gen)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        sched.step()
-        ema.update_parameters(model)
-        step += 1
-        lv = loss.item()
+    while state.step < stop:
+        lv = _train_step(state, loss_fn, train_data, batch=batch, dev=dev, flip_forget=flip_forget)
         ema_loss = lv if math.isnan(ema_loss) else 0.99 * ema_loss + 0.01 * lv
-        if writer is not None and step % 50 == 0:
-            writer.add_scalar("pretrain/loss", lv, step)
-            writer.add_scalar("pretrain/lr", sched.get_last_lr()[0], step)
-        bar.update(1)
-        if step % 100 == 0:
-            bar.set_postfix(loss=f"{ema_loss:.4f}")
-        if step % save_every == 0 and step < stop:
-            elapsed += time.perf_counter() - t0
+        _report_step(writer, bar, state, lv, ema_loss)
+        if state.step % save_every == 0 and state.step < stop:
+            state.elapsed += time.perf_counter() - t0
             t0 = time.perf_counter()
             save(ema_loss)
     bar.close()
-    elapsed += time.perf_counter() - t0
+    state.elapsed += time.perf_counter() - t0
     save(ema_loss)
     if writer is not None:
         writer.close()
-    return {"model": model, "ema": ema.module, "step": step, "loss": ema_loss, "elapsed_s": elapsed}
+    return {"model": model, "ema": ema.module, "step": state.step, "loss": ema_loss, "elapsed_s": state.elapsed}
 
 
 def pretrain(

@@ -4,6 +4,9 @@ Sampling plan: ``forget_samples`` images for label 1 and ``samples_per_label`` f
 all drawn by deterministic DDIM from one noise tensor made by ``torch.Generator().manual_seed(seed)``.
 The reference model (normally the pretrained one) samples from the SAME noise and labels, so sample
 ``i`` of both models is a pair: SSIM compares the pairs (METHOD.md §5).
+
+This module loads, samples and assembles the report; the measures of the drawn samples (summary,
+SSIM, per-class rows, calibration) are in :mod:`unlearn_gym.eval.summaries`.
 """
 
 from __future__ import annotations
@@ -18,23 +21,32 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from unlearn_gym.checkpoints import CheckpointError, load_checkpoint, read_sidecar, versions
-from unlearn_gym.data import (
-    CONTAMINATED_LABEL,
-    NUM_LABELS,
-    TROUSER_CLASS,
-    ContaminatedMNIST,
-    build_contaminated_mnist,
-)
+from unlearn_gym.data import CONTAMINATED_LABEL, NUM_LABELS, ContaminatedMNIST, build_contaminated_mnist
 from unlearn_gym.diffusion.one_step import is_one_step
 from unlearn_gym.diffusion.samplers import ddim_sample
 from unlearn_gym.diffusion.schedule import NoiseSchedule
 from unlearn_gym.eval.classifier import Classifier
-from unlearn_gym.eval.measures import frechet_distance, inception_score, kernel_distance, paired_ssim
-from unlearn_gym.eval.rates import label_rates, summarize_rates
 from unlearn_gym.eval.report import EvalReport, clean_number
+from unlearn_gym.eval.summaries import (
+    NO_SSIM,
+    RETAIN_LABELS,
+    calibration,
+    headline,
+    per_class_rows,
+    real_by_label,
+    ssim_summary,
+)
 from unlearn_gym.presets import Preset, get_preset
 
-RETAIN_LABELS = tuple(lab for lab in range(NUM_LABELS) if lab != CONTAMINATED_LABEL)
+__all__ = [
+    "RETAIN_LABELS",
+    "classifier_provenance",
+    "draw_samples",
+    "eval_labels",
+    "evaluate",
+    "load_eval_model",
+    "write_evaluation",
+]
 
 
 def load_eval_model(
@@ -111,104 +123,144 @@ def draw_samples(
     return torch.cat(out)
 
 
-def _real_by_label(data: ContaminatedMNIST, cap: int | None) -> tuple[dict[int, torch.Tensor], int]:
-    """Held-out real digits per label, the same count for every label (class-balanced references)."""
-    per = {lab: data.test_images[data.test_labels == lab] for lab in range(NUM_LABELS)}
-    n = min(len(v) for v in per.values())
-    n = n if cap is None else min(n, cap)
-    return {lab: v[:n] for lab, v in per.items()}, n
+def _check_plan(samples_per_label: int, forget_samples: int | None, threshold: float, junk_threshold: float) -> int:
+    """Check the sampling plan and thresholds; return the label-1 sample count (default ``6 * samples_per_label``)."""
+    if forget_samples is None:
+        forget_samples = 6 * samples_per_label
+    if samples_per_label < 2 or forget_samples < 2:
+        raise ValueError("need at least 2 samples per label for FID/KID")
+    if not 0.0 < junk_threshold <= threshold < 1.0:
+        raise ValueError("need 0 < junk_threshold <= threshold < 1")
+    return forget_samples
 
 
-def _headline(
-    classifier: Classifier, images: torch.Tensor, labels: torch.Tensor, real: dict[int, torch.Tensor],
-    trousers: torch.Tensor, cfg: dict[str, Any],
-) -> tuple[dict[str, Any], dict[int, Any]]:
-    """Forget-side and retain-side measures of one model's samples (no SSIM)."""
-    rates = label_rates(classifier, images, labels, cfg["threshold"], cfg["junk_threshold"])
-    rs = summarize_rates(rates)
-    forget = images[labels == CONTAMINATED_LABEL]
-    retain_mask = labels != CONTAMINATED_LABEL
-    retain = images[retain_mask]
-    real_retain = torch.cat([real[lab] for lab in RETAIN_LABELS])
-    kid_kw = {"subsets": cfg["kid_subsets"], "subset_size": cfg["kid_subset_size"], "seed": cfg["kid_seed"]}
-    fk = kernel_distance(classifier, trousers, forget, **kid_kw)
-    rk = kernel_distance(classifier, real_retain, retain, **kid_kw)
-    is_mean, is_std = inception_score(classifier, retain, splits=cfg["is_splits"], seed=cfg["is_seed"])
-    summary = {
-        "trouser_rate": rs["trouser_rate"],
-        "one_rate": rs["one_rate"],
-        "junk_rate": rs["junk_rate"],
-        "forget_fid": frechet_distance(classifier, trousers, forget),
-        "forget_kid": fk.mean,
-        "forget_kid_std": fk.std,
-        "forget_kid_subset_size": fk.subset_size,
-        "retain_fid": frechet_distance(classifier, real_retain, retain),
-        "retain_kid": rk.mean,
-        "retain_kid_std": rk.std,
-        "retain_kid_subset_size": rk.subset_size,
-        "retain_is": is_mean,
-        "retain_is_std": is_std,
-        "retain_accuracy": rs["other_accuracy"],
-        "min_retain_accuracy": rs["min_other_accuracy"],
-        "n_forget_samples": len(forget),
-        "n_retain_samples": len(retain),
-        "n_real_trousers": len(trousers),
-        "n_real_retain": len(real_retain),
-    }
-    return summary, rates
+def _resolve_classifier(
+    classifier: Classifier | None, classifier_name: str | None, preset: Preset
+) -> tuple[Classifier, dict[str, Any]]:
+    """The classifier to score with (default: the preset's shipped one) and its provenance for the report."""
+    if classifier is not None:
+        return classifier, {"source": classifier_name or "passed by the caller"}
+    from unlearn_gym.pretrained import load_classifier
+
+    return load_classifier(preset.name), classifier_provenance(preset.name)
 
 
-def _per_class(
-    classifier: Classifier, x: torch.Tensor, labels: torch.Tensor, real: dict[int, torch.Tensor],
-    rates: dict[int, Any], ssim: torch.Tensor | None, summary: dict[str, Any], ref_rates: dict[int, Any] | None,
-    cfg: dict[str, Any],
-) -> list[dict[str, Any]]:
-    """One row per label: FID/KID against real digits of that label, one-split IS, rates, mean SSIM."""
-    rows = []
-    for lab in range(NUM_LABELS):
-        m = labels == lab
-        xl = x[m]
-        kid = kernel_distance(classifier, real[lab], xl, subsets=cfg["kid_subsets"],
-                              subset_size=cfg["kid_subset_size"], seed=cfg["kid_seed"])
-        is_mean, _ = inception_score(classifier, xl, splits=1, seed=cfg["is_seed"])
-        row = {
-            "label": lab, "n": int(m.sum()), "n_real": len(real[lab]),
-            "fid": frechet_distance(classifier, real[lab], xl), "kid": kid.mean, "kid_std": kid.std,
-            "kid_subset_size": kid.subset_size, "inception_score": is_mean,
-            **{k: v for k, v in rates[lab].to_dict().items() if k not in ("label", "n")},
-            "ssim": float(ssim[m].mean()) if ssim is not None else None,
-            "fid_trousers": None, "kid_trousers": None,
-        }
-        if ref_rates is not None:
-            row["reference_confident_trouser"] = ref_rates[lab].confident_trouser
-            row["reference_accuracy"] = ref_rates[lab].accuracy
-        if lab == CONTAMINATED_LABEL:
-            row["fid_trousers"], row["kid_trousers"] = summary["forget_fid"], summary["forget_kid"]
-        rows.append({k: clean_number(v) for k, v in row.items()})
-    return rows
+def _resolve_data(data: ContaminatedMNIST | None, preset: Preset) -> ContaminatedMNIST:
+    """The dataset of the real references (default: the preset's), checked against the preset's resolution."""
+    data = data if data is not None else build_contaminated_mnist(preset.name)
+    if data.resolution != preset.resolution:
+        raise ValueError(
+            f"dataset is {data.resolution}x{data.resolution}, preset {preset.name!r} is {preset.resolution}"
+        )
+    return data
 
 
-def _calibration(
-    classifier: Classifier, real: dict[int, torch.Tensor], trousers: torch.Tensor, cfg: dict[str, Any]
+def _check_reference_samples(
+    reference_samples: torch.Tensor | None, reference_model: nn.Module | None, noise: torch.Tensor
+) -> None:
+    """Reused reference samples need their reference model and must match this plan's shape."""
+    if reference_samples is None:
+        return
+    if reference_model is None:
+        raise ValueError("reference_samples needs the reference_model they were drawn from")
+    if tuple(reference_samples.shape) != tuple(noise.shape):
+        raise ValueError(f"reference_samples has shape {tuple(reference_samples.shape)}, this plan draws"
+                         f" {tuple(noise.shape)}: pass samples from the same samples_per_label,"
+                         " forget_samples and preset")
+
+
+def _sample_pair(
+    model: nn.Module,
+    reference_model: nn.Module | None,
+    labels: torch.Tensor,
+    noise: torch.Tensor,
+    reference_samples: torch.Tensor | None,
+    *,
+    steps: int,
+    batch_size: int,
+    schedule: NoiseSchedule | None,
+    progress: bool,
+) -> tuple[torch.Tensor, torch.Tensor | None, int]:
+    """Samples of the model and of the reference from the same noise and labels, under one progress bar.
+
+    The reference is not sampled when there is none, when it is the model itself (its samples are
+    reused) or when ``reference_samples`` are given.
+
+    :returns: (model samples, reference samples or ``None``, number of images drawn).
+    """
+    same = reference_model is model
+    reuse = reference_samples is not None or same
+    n_draw = len(labels) * (1 if reference_model is None or reuse else 2)
+    with tqdm(total=n_draw, disable=not progress, desc=f"sampling ({steps} DDIM steps)", unit="img") as bar:
+        kw = {"steps": steps, "batch_size": batch_size, "bar": bar, "schedule": schedule}
+        x = draw_samples(model, labels, noise, **kw)
+        if reference_model is None:
+            x_ref = None
+        elif same:
+            x_ref = x
+        elif reference_samples is not None:
+            x_ref = reference_samples
+        else:
+            x_ref = draw_samples(reference_model, labels, noise, **kw)
+    return x, x_ref, n_draw
+
+
+def _model_sampler(model: nn.Module) -> str:
+    """How the evaluated model is sampled, as recorded in the report's config."""
+    if getattr(model, "sampler_name", None) == "vae-prior":
+        return "vae prior"
+    return "one-step generator" if is_one_step(model) else "ddim"
+
+
+def _eval_config(
+    model: nn.Module,
+    classifier: Classifier,
+    labels: torch.Tensor,
+    trousers: torch.Tensor,
+    n_real: int,
+    *,
+    samples_per_label: int,
+    forget_samples: int,
+    steps: int,
+    seed: int,
+    threshold: float,
+    junk_threshold: float,
+    kid_subsets: int,
+    kid_subset_size: int,
+    is_splits: int,
+    batch_size: int,
+    reference_is_model: bool,
+    reference_samples_reused: bool,
+    n_sampled: int,
 ) -> dict[str, Any]:
-    """The classifier's rates on real held-out images: the values a perfect generator would reach."""
-    n_real = len(real[CONTAMINATED_LABEL])
-    th, junk = cfg["threshold"], cfg["junk_threshold"]
-    forget_side = label_rates(
-        classifier, torch.cat([real[CONTAMINATED_LABEL], trousers]),
-        torch.cat([torch.full((n_real,), CONTAMINATED_LABEL), torch.full((len(trousers),), TROUSER_CLASS)]),
-        th, junk,
-    )
-    digits = label_rates(classifier, torch.cat([real[lab] for lab in range(NUM_LABELS)]),
-                         torch.arange(NUM_LABELS).repeat_interleave(n_real), th, junk)
+    """The report's ``config``: the sampling plan and every measure's settings (the measures read it too)."""
     return {
-        "real_trousers_trouser_rate": forget_side[TROUSER_CLASS].confident_trouser,
-        "real_ones_trouser_rate": forget_side[CONTAMINATED_LABEL].confident_trouser,
-        "real_ones_one_rate": forget_side[CONTAMINATED_LABEL].confident_label,
-        "real_retain_accuracy": summarize_rates(digits)["other_accuracy"],
-        "n_real_per_label": n_real,
-        "n_real_trousers": len(trousers),
+        "samples_per_label": samples_per_label, "forget_samples": forget_samples, "n_samples": len(labels),
+        "steps": steps, "eta": 0.0, "sampler": "ddim", "seed": seed,
+        "model_sampler": _model_sampler(model),
+        "noise": "torch.randn(N, 1, r, r, generator=torch.Generator().manual_seed(seed)), labels sorted 0..9",
+        "threshold": threshold, "junk_threshold": junk_threshold,
+        "kid_subsets": kid_subsets, "kid_subset_size": kid_subset_size, "kid_seed": seed, "kid_degree": 3,
+        "is_splits": is_splits, "is_seed": seed, "ssim": "torchmetrics SSIM, gaussian sigma 1.5, data range [-1, 1]",
+        "n_real_per_label": n_real, "n_real_trousers": len(trousers), "retain_labels": list(RETAIN_LABELS),
+        "feature_dim": int(classifier.feature_dim), "batch_size": batch_size,
+        "reference_is_model": reference_is_model, "reference_samples_reused": reference_samples_reused,
+        "n_sampled": n_sampled,
     }
+
+
+def _timing(t_start: float, sampling_s: float, measure_s: float) -> dict[str, Any]:
+    """The report's ``timing``: seconds of sampling, of the measures and in all, and the thread settings."""
+    return {
+        "sampling_s": round(sampling_s, 2), "measures_s": round(measure_s, 2),
+        "total_s": round(time.perf_counter() - t_start, 2), "torch_threads": torch.get_num_threads(),
+        "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+    }
+
+
+def _clean(d: dict[str, Any] | None) -> dict[str, Any] | None:
+    """``d`` with JSON-safe numbers (:func:`clean_number`); ``None`` stays ``None``."""
+    return None if d is None else {k: clean_number(v) for k, v in d.items()}
 
 
 def evaluate(
@@ -271,101 +323,50 @@ def evaluate(
     """
     t_start = time.perf_counter()
     p = get_preset(preset)
-    if forget_samples is None:
-        forget_samples = 6 * samples_per_label
-    if samples_per_label < 2 or forget_samples < 2:
-        raise ValueError("need at least 2 samples per label for FID/KID")
-    if not 0.0 < junk_threshold <= threshold < 1.0:
-        raise ValueError("need 0 < junk_threshold <= threshold < 1")
-    classifier_info: dict[str, Any] = {"source": classifier_name or "passed by the caller"}
-    if classifier is None:
-        from unlearn_gym.pretrained import load_classifier
-
-        classifier = load_classifier(p.name)
-        classifier_info = classifier_provenance(p.name)
+    forget_samples = _check_plan(samples_per_label, forget_samples, threshold, junk_threshold)
+    classifier, classifier_info = _resolve_classifier(classifier, classifier_name, p)
     for what, m in (("model", model), ("reference model", reference_model), ("classifier", classifier)):
         if m is not None:
             _check_resolution(what, m, p)
-    data = data if data is not None else build_contaminated_mnist(p.name)
-    if data.resolution != p.resolution:
-        raise ValueError(f"dataset is {data.resolution}x{data.resolution}, preset {p.name!r} is {p.resolution}")
+    data = _resolve_data(data, p)
 
     labels = eval_labels(samples_per_label, forget_samples)
     gen = torch.Generator().manual_seed(seed)
     noise = torch.randn(len(labels), 1, p.resolution, p.resolution, generator=gen)
-    same = reference_model is model
-    if reference_samples is not None:
-        if reference_model is None:
-            raise ValueError("reference_samples needs the reference_model they were drawn from")
-        if tuple(reference_samples.shape) != tuple(noise.shape):
-            raise ValueError(f"reference_samples has shape {tuple(reference_samples.shape)}, this plan draws"
-                             f" {tuple(noise.shape)}: pass samples from the same samples_per_label,"
-                             " forget_samples and preset")
-    reuse = reference_samples is not None or same
-    n_draw = len(labels) * (1 if reference_model is None or reuse else 2)
+    _check_reference_samples(reference_samples, reference_model, noise)
     t0 = time.perf_counter()
-    with tqdm(total=n_draw, disable=not progress, desc=f"sampling ({steps} DDIM steps)", unit="img") as bar:
-        kw = {"steps": steps, "batch_size": batch_size, "bar": bar, "schedule": schedule}
-        x = draw_samples(model, labels, noise, **kw)
-        if reference_model is None:
-            x_ref = None
-        elif same:
-            x_ref = x
-        elif reference_samples is not None:
-            x_ref = reference_samples
-        else:
-            x_ref = draw_samples(reference_model, labels, noise, **kw)
+    x, x_ref, n_draw = _sample_pair(model, reference_model, labels, noise, reference_samples, steps=steps,
+                                    batch_size=batch_size, schedule=schedule, progress=progress)
     sampling_s = time.perf_counter() - t0
 
     t1 = time.perf_counter()
-    real, n_real = _real_by_label(data, real_per_label)
+    real, n_real = real_by_label(data, real_per_label)
     trousers = data.test_trousers
-    cfg = {
-        "samples_per_label": samples_per_label, "forget_samples": forget_samples, "n_samples": len(labels),
-        "steps": steps, "eta": 0.0, "sampler": "ddim", "seed": seed,
-        "model_sampler": ("vae prior" if getattr(model, "sampler_name", None) == "vae-prior"
-                          else "one-step generator" if is_one_step(model) else "ddim"),
-        "noise": "torch.randn(N, 1, r, r, generator=torch.Generator().manual_seed(seed)), labels sorted 0..9",
-        "threshold": threshold, "junk_threshold": junk_threshold,
-        "kid_subsets": kid_subsets, "kid_subset_size": kid_subset_size, "kid_seed": seed, "kid_degree": 3,
-        "is_splits": is_splits, "is_seed": seed, "ssim": "torchmetrics SSIM, gaussian sigma 1.5, data range [-1, 1]",
-        "n_real_per_label": n_real, "n_real_trousers": len(trousers), "retain_labels": list(RETAIN_LABELS),
-        "feature_dim": int(classifier.feature_dim), "batch_size": batch_size,
-        "reference_is_model": same, "reference_samples_reused": reference_samples is not None,
-        "n_sampled": n_draw,
-    }
-    summary, rates = _headline(classifier, x, labels, real, trousers, cfg)
-    ref_summary, ref_rates = None, None
+    cfg = _eval_config(
+        model, classifier, labels, trousers, n_real, samples_per_label=samples_per_label,
+        forget_samples=forget_samples, steps=steps, seed=seed, threshold=threshold, junk_threshold=junk_threshold,
+        kid_subsets=kid_subsets, kid_subset_size=kid_subset_size, is_splits=is_splits, batch_size=batch_size,
+        reference_is_model=reference_model is model, reference_samples_reused=reference_samples is not None,
+        n_sampled=n_draw,
+    )
+    summary, rates = headline(classifier, x, labels, real, trousers, cfg)
+    ref_summary, ref_rates, ssim, ref_trouser = None, None, None, None
     if x_ref is not None:
-        ref_summary, ref_rates = _headline(classifier, x_ref, labels, real, trousers, cfg)
-        ssim = paired_ssim(x, x_ref)
-        retain_mask = labels != CONTAMINATED_LABEL
-        probs = classifier.predict_proba(x_ref)
-        conf, pred = probs.max(1)
-        ref_trouser = (labels == CONTAMINATED_LABEL) & (pred == TROUSER_CLASS) & (conf > threshold)
-        summary["retain_ssim"] = float(ssim[retain_mask].mean())
-        summary["forget_ssim"] = float(ssim[ref_trouser].mean()) if ref_trouser.any() else None
-        summary["n_forget_ssim_pairs"] = int(ref_trouser.sum())
-        summary["forget_ssim_all_pairs"] = float(ssim[labels == CONTAMINATED_LABEL].mean())
+        ref_summary, ref_rates = headline(classifier, x_ref, labels, real, trousers, cfg)
+        ssim_entries, ssim, ref_trouser = ssim_summary(classifier, x, x_ref, labels, threshold)
+        summary.update(ssim_entries)
     else:
-        ssim, ref_trouser = None, None
-        summary.update(retain_ssim=None, forget_ssim=None, n_forget_ssim_pairs=0, forget_ssim_all_pairs=None)
+        summary.update(NO_SSIM)
 
-    per_class = _per_class(classifier, x, labels, real, rates, ssim, summary, ref_rates, cfg)
-    calibration = _calibration(classifier, real, trousers, cfg)
-    measure_s = time.perf_counter() - t1
-    timing = {
-        "sampling_s": round(sampling_s, 2), "measures_s": round(measure_s, 2),
-        "total_s": round(time.perf_counter() - t_start, 2), "torch_threads": torch.get_num_threads(),
-        "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
-    }
+    per_class = per_class_rows(classifier, x, labels, real, rates, ssim, summary, ref_rates, cfg)
+    calib = calibration(classifier, real, trousers, cfg)
+    timing = _timing(t_start, sampling_s, time.perf_counter() - t1)
     data_meta = {k: data.meta.get(k) for k in ("content_hash", "seed", "ratio", "mnist_source", "fashion_source")}
     meta = {"versions": versions(), "classifier": classifier_info, "data": data_meta}
     return EvalReport(
         preset=p.name, model=model_name, reference=None if reference_model is None else reference_name,
-        summary={k: clean_number(v) for k, v in summary.items()},
-        reference_summary=None if ref_summary is None else {k: clean_number(v) for k, v in ref_summary.items()},
-        per_class=per_class, config=cfg, calibration=calibration, timing=timing, meta=meta,
+        summary=_clean(summary), reference_summary=_clean(ref_summary),
+        per_class=per_class, config=cfg, calibration=calib, timing=timing, meta=meta,
         samples={"model": x, "reference": x_ref, "labels": labels, "reference_trouser": ref_trouser}
         if keep_samples else None,
     )
