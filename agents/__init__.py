@@ -1,10 +1,9 @@
-"""RL agents for unlearn-gym: Stable-Baselines3 / sb3-contrib training in both protocols of the paper.
+"""Runnable RL-agent scripts of the unlearn-gym checkout (not installed with the package).
 
-* :mod:`agents.train`: the training script (``python -m agents.train``, ``unlearn-gym train-agent``).
-* :mod:`agents.config`: rl-baselines3-zoo style hyperparameter files (``agents/hyperparams/*.yml``).
-* :mod:`agents.callbacks`: SB3 callbacks logging λ, the reward terms, losses, gradient norms and the
-  outcome score.
-* :mod:`agents.evaluation`: deterministic runs of a trained policy, the unlearned model's files.
+* ``python -m agents.train``: train a Stable-Baselines3 / sb3-contrib agent in either protocol
+  (the same as ``unlearn-gym train-agent``).
+* ``python -m agents.rllib_train``: RLlib PPO on a local or remote Ray cluster.
 
-Importing this package imports neither torch nor Stable-Baselines3.
+The training code they call is :mod:`unlearn_gym.rl`, and the hyperparameter files are
+``unlearn_gym/rl/hyperparams/<algo>.yml`` (shipped with the package); see ``agents/README.md``.
 """

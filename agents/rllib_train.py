@@ -11,9 +11,9 @@ episodic envs, θ_0 restored at every reset, each env runner a separate process 
 cluster) that steps its own env; then the trained policy's deterministic action (the mean of its
 Gaussian, clipped to the action box) makes one final unlearning run from θ_0 on a fresh env in
 this process (seed ``--eval-seed``), and that run's model is saved and evaluated exactly as
-``agents/train.py`` saves it (:func:`agents.evaluation.save_unlearned`).
+``agents/train.py`` saves it (:func:`unlearn_gym.rl.evaluation.save_unlearned`).
 
-The PPO defaults are the paper's, as in ``agents/hyperparams/ppo.yml``: policy and value MLPs of
+The PPO defaults are the paper's, as in ``unlearn_gym/rl/hyperparams/ppo.yml``: policy and value MLPs of
 two hidden layers of 64 tanh units (separate networks, state-independent log-std like SB3),
 gamma 0.99, GAE λ 0.95, clip 0.2, Adam 3e-4, entropy coefficient 0.001, 256 steps per update
 (over all env runners) in minibatches of 64 for 10 epochs.
@@ -59,7 +59,7 @@ class Args:
     instance: str | None = None
     """A named benchmark instance (e.g. micro-heavy-scale-b8-h30): trained and judged on it."""
     env_kwargs: list[str] = field(default_factory=list)
-    """Env constructor argument KEY=VALUE (YAML value), repeatable: --env-kwargs horizon=10 --env-kwargs beta=0.2."""
+    """Env constructor argument KEY=VALUE (as --set), repeatable: --env-kwargs horizon=10 --env-kwargs beta=0.2."""
     timesteps: int = 20000
     """Training steps (= DDPM updates) over all env runners; training stops at the first PPO iteration reaching it."""
     num_env_runners: int = 2
@@ -113,7 +113,7 @@ def parse_args(argv: list[str] | None = None) -> Args:
 
     :param argv: arguments (default ``sys.argv[1:]``).
     """
-    from agents.train import add_arguments
+    from unlearn_gym.rl.train import add_arguments
 
     parser = argparse.ArgumentParser(prog="python -m agents.rllib_train", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -140,7 +140,7 @@ def make_env(env_config: dict[str, Any]) -> Any:
 
 
 class DeterministicRLModule:
-    """An RLModule behind SB3's ``predict`` signature, for :func:`agents.evaluation.run_policy`.
+    """An RLModule behind SB3's ``predict`` signature, for :func:`unlearn_gym.rl.evaluation.run_policy`.
 
     The action is the mean of the module's action distribution (``to_deterministic()``), clipped to
     the action box.
@@ -191,7 +191,7 @@ def ppo_config(args: Args, env_kwargs: dict[str, Any]) -> Any:
 
 def default_out(args: Args) -> Path:
     """``runs/agents/rllib-ppo-<instance or env>-s<seed>``."""
-    from agents.config import short_env_id
+    from unlearn_gym.rl.config import short_env_id
 
     return Path("runs/agents") / f"rllib-ppo-{args.instance or short_env_id(args.env)}-s{args.seed}"
 
@@ -213,9 +213,9 @@ def train(args: Args, command: str | None = None) -> dict[str, Any]:
     from ray.tune.registry import register_env
 
     import unlearn_gym  # noqa: F401  (registers the env ids)
-    from agents.config import check_env_kwargs, parse_set
-    from agents.evaluation import run_policy, save_unlearned
     from unlearn_gym.checkpoints import versions, write_json
+    from unlearn_gym.rl.config import check_env_kwargs, parse_set
+    from unlearn_gym.rl.evaluation import run_policy, save_unlearned
 
     if args.timesteps < 1 or args.num_env_runners < 0 or args.train_batch < 1:
         raise ValueError("--timesteps and --train-batch must be >= 1, --num-env-runners >= 0")

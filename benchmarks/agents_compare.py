@@ -23,8 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from agents.evaluation import plot_training, plot_trajectory
-from unlearn_gym.benchmark.stats import ci95
+from unlearn_gym.rl.evaluation import plot_training, plot_trajectory
+from unlearn_gym.stats import ci95
 
 
 def fmt(mean: float, half: float, signed: bool = True) -> str:
@@ -58,8 +58,8 @@ def stochastic_lines(runs: list[str], results: list[dict[str, Any]], instance: s
     import torch
 
     import unlearn_gym  # noqa: F401
-    from agents.evaluation import load_policy, run_policy
     from unlearn_gym.policies import RandomPolicy, rollout
+    from unlearn_gym.rl.evaluation import load_policy, run_policy
 
     env = gym.make("SISSUnlearnMicro-v0", instance=instance)
     lines = ["", "| policy (same evaluation seeds) | outcome (mean ± 95 % CI) | paper return (± CI) |", "|---|---|---|"]

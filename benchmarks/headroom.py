@@ -28,9 +28,9 @@ from typing import Any
 
 import numpy as np
 
-from unlearn_gym.benchmark.stats import ci95
 from unlearn_gym.envs.instances import INSTANCE_SETS, Instance, get_instance
 from unlearn_gym.policies import ConstantPolicy, CosineSchedule, LinearSchedule, Policy, StepSchedule, rollout
+from unlearn_gym.stats import ci95
 
 
 def policies_for(action: str) -> dict[str, Policy]:

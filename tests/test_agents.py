@@ -1,4 +1,4 @@
-"""agents/: hyperparameter files, training in both protocols with every output, saving and reloading.
+"""unlearn_gym.rl and agents/train.py: hyperparameter files, training in both protocols, every output, reloading.
 
 Training runs use `micro` with a short horizon, a small outcome-score sample and a few hundred steps;
 each algorithm's run is shared by the tests that read its outputs (module-scoped fixtures).
@@ -17,15 +17,16 @@ pytest.importorskip("stable_baselines3")
 pytest.importorskip("sb3_contrib")
 pytest.importorskip("yaml")
 
-from agents.config import (
+from unlearn_gym.rl.config import (
     ALGOS,
     HyperparameterError,
     check_env_kwargs,
+    hyperparams_dir,
     load_hyperparams,
     model_kwargs,
 )
-from agents.evaluation import replay
-from agents.train import Args, eval_targets, train
+from unlearn_gym.rl.evaluation import replay
+from unlearn_gym.rl.train import Args, eval_targets, train
 
 ENV = "SISSUnlearnMicro-v0"
 INSTANCE = "micro-heavy-scale-b8-h30"
@@ -263,8 +264,26 @@ def test_bad_protocol_settings_are_errors(tmp_path):
 
 
 def test_module_entry_point_help():
-    r = subprocess.run([sys.executable, "-m", "agents.train", "--help"], capture_output=True, text=True, timeout=60)
+    root = Path(__file__).parents[1]
+    r = subprocess.run([sys.executable, "-m", "agents.train", "--help"], capture_output=True, text=True, timeout=60,
+                       cwd=root)
     assert r.returncode == 0 and "--protocol" in r.stdout and "--instances" in r.stdout
+
+
+def test_hyperparameter_files_are_package_data():
+    assert hyperparams_dir().parent.name == "rl" and hyperparams_dir().parent.parent.name == "unlearn_gym"
+    assert {p.stem for p in hyperparams_dir().glob("*.yml")} == set(ALGOS)
+
+
+def test_library_does_not_import_the_agents_scripts():
+    import ast
+
+    root = Path(__file__).parents[1] / "unlearn_gym"
+    for f in root.rglob("*.py"):
+        for node in ast.walk(ast.parse(f.read_text(), str(f))):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else [])
+            assert not any(n == "agents" or n.startswith("agents.") for n in names), f
 
 
 def test_instance_set_training_is_judged_per_instance(tmp_path_factory):

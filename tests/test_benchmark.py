@@ -11,8 +11,8 @@ import pytest
 from unlearn_gym.benchmark import BenchmarkConfig, BenchSettings, Entry, build_cells, run_benchmark
 from unlearn_gym.benchmark.analysis import claims, pareto_front
 from unlearn_gym.benchmark.entries import select_entries
-from unlearn_gym.benchmark.stats import ci95, fmt_ci, paired
 from unlearn_gym.methods import Method, register_method
+from unlearn_gym.stats import ci95, fmt_ci, paired
 
 #: tiny budgets: 4 unlearning steps on micro, 4 evaluation samples per label, DDIM-4
 FAST = BenchSettings(eval_samples=4, eval_forget_samples=8, eval_steps=4, steps=4, agent_timesteps=8)

@@ -14,14 +14,15 @@ import pytest
 
 import unlearn_gym  # noqa: F401
 from unlearn_gym.checkpoints import CheckpointError
-from unlearn_gym.pretrained import ASSET_DIR_ENV, asset_path, load_pretrained, ship_assets
+from unlearn_gym.pretrained import ASSET_DIR_ENV, asset_path, load_pretrained
+from unlearn_gym.ship import ship_assets
 
 
 @pytest.fixture(scope="module")
 def mnist28_assets(tmp_path_factory):
+    from unlearn_gym.classifier import train_classifier
     from unlearn_gym.data import build_contaminated_mnist
     from unlearn_gym.diffusion import pretrain
-    from unlearn_gym.eval.classifier import train_classifier
 
     work = tmp_path_factory.mktemp("mnist28")
     data = build_contaminated_mnist("mnist28", max_train_digits=300)

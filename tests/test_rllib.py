@@ -7,15 +7,14 @@ one env runner (about 30 s on 2 CPU cores, most of it Ray's start-up).
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
 pytest.importorskip("ray.rllib")
 pytest.importorskip("yaml")
 
-from agents.config import read_yaml
 from agents.rllib_train import Args, main
+from unlearn_gym.rl.config import default_hyperparams_path, read_yaml
 
 SMALL_ENV = ["--env-kwargs", "horizon=10", "--env-kwargs", "reward=outcome",
              "--env-kwargs", "outcome_config={n_forget: 32, n_per_retain: 4, steps: 4}"]
@@ -23,7 +22,7 @@ EVAL = ["--eval-samples", "4", "--eval-forget-samples", "8", "--eval-steps", "4"
 
 
 def test_defaults_are_the_paper_ppo_hyperparameters():
-    hp = read_yaml(Path(__file__).parents[1] / "agents" / "hyperparams" / "ppo.yml")["default"]
+    hp = read_yaml(default_hyperparams_path("ppo"))["default"]
     a = Args()
     assert (a.gamma, a.gae_lambda, a.clip, a.lr) == (hp["gamma"], hp["gae_lambda"], hp["clip_range"],
                                                       pytest.approx(hp["learning_rate"]))

@@ -59,8 +59,8 @@ def cmd_info(a: argparse.Namespace) -> int:
 
 
 def cmd_train_classifier(a: argparse.Namespace) -> int:
+    from unlearn_gym.classifier import train_classifier
     from unlearn_gym.data import build_contaminated_mnist
-    from unlearn_gym.eval.classifier import train_classifier
 
     data = build_contaminated_mnist(a.preset, mnist_dir=a.mnist_dir, fashion_dir=a.fashion_dir)
     out = a.out or f"runs/classifier-{a.preset}.pt"
@@ -94,7 +94,7 @@ def cmd_sample(a: argparse.Namespace) -> int:
 
 
 def cmd_ship(a: argparse.Namespace) -> int:
-    from unlearn_gym.pretrained import ship_assets
+    from unlearn_gym.ship import ship_assets
 
     shipped_classifier = a.shipped_classifier or (a.model == "cvae" and a.classifier is None)
     classifier = None if shipped_classifier else (a.classifier or f"runs/classifier-{a.preset}.pt")
@@ -176,7 +176,7 @@ def cmd_unlearn(a: argparse.Namespace) -> int:
 
 
 def cmd_train_agent(a: argparse.Namespace) -> int:
-    from agents.train import args_from_namespace, train
+    from unlearn_gym.rl.train import args_from_namespace, train
 
     train(args_from_namespace(a), command=_command(a))
     return 0
@@ -253,7 +253,7 @@ COMMANDS: dict[str, Handler] = {
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``unlearn-gym`` parser: ``--version`` and every subcommand, each bound to its ``cmd_*`` handler."""
-    from agents.train import add_arguments as add_agent_arguments  # stdlib only: no torch or SB3 import
+    from unlearn_gym.rl.train import add_arguments as add_agent_arguments  # stdlib only: no torch or SB3 import
 
     return make_parser(__doc__, COMMANDS, add_agent_arguments)
 

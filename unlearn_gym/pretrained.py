@@ -9,11 +9,11 @@ from typing import Any
 from torch import nn
 
 from unlearn_gym.checkpoints import CheckpointError, load_checkpoint, read_sidecar
+from unlearn_gym.classifier import Classifier, load_classifier_file
 from unlearn_gym.device import DeviceLike, resolve_device
 from unlearn_gym.diffusion.ema import ema_weights
 from unlearn_gym.diffusion.one_step import OneStepGenerator
 from unlearn_gym.diffusion.unet import ConditionalUNet, build_unet
-from unlearn_gym.eval.classifier import Classifier, load_classifier_file
 from unlearn_gym.presets import PRESETS, get_preset
 from unlearn_gym.vae.model import ConditionalVAE, build_cvae
 
@@ -198,62 +198,3 @@ def load_classifier(preset: str = "tiny", path: str | os.PathLike | None = None)
 def asset_info(kind: str, preset: str, ratio: float = DEFAULT_RATIO) -> dict[str, Any]:
     """The sidecar of a shipped asset (command that made it, measured quality)."""
     return read_sidecar(_shipped(kind, preset, ratio))
-
-
-def ship_assets(
-    preset: str,
-    ddpm_checkpoint: str | os.PathLike,
-    classifier_checkpoint: str | os.PathLike | None,
-    *,
-    n_per_label: int = 100,
-    steps: int = 50,
-    seed: int = 0,
-    dest: str | os.PathLike | None = None,
-    command: str | None = None,
-    model: str = "ddpm",
-    device: DeviceLike = None,
-) -> dict[str, Any]:
-    """Measure a trained DDPM (or VAE) with a trained classifier and install both as the preset's assets.
-
-    The model's EMA weights are exported; both sidecars record the commands that made them and
-    the measured quality (classifier held-out accuracy; sample quality from
-    :func:`unlearn_gym.eval.quality.model_quality`: DDIM samples of a DDPM, prior samples of a VAE).
-
-    :param preset: preset of both checkpoints.
-    :param ddpm_checkpoint: checkpoint written by ``unlearn-gym pretrain`` (``--model cvae`` for a VAE).
-    :param classifier_checkpoint: checkpoint written by ``unlearn-gym train-classifier``; ``None``
-        measures with the shipped classifier and installs the DDPM only (a contamination variant).
-    :param n_per_label: samples per label for the quality figures.
-    :param steps: DDIM steps.
-    :param seed: noise seed.
-    :param dest: asset directory (default: ``$UNLEARN_GYM_ASSET_DIR`` if set, else the package's).
-    :param command: the command line recorded in the sidecars.
-    :param model: ``"ddpm"`` or ``"cvae"``: the family of ``ddpm_checkpoint`` (and the asset's name).
-    :param device: where the samples for the quality figures are drawn (default the CPU).
-    :returns: the measured quality.
-    """
-    from unlearn_gym.checkpoints import save_checkpoint
-    from unlearn_gym.diffusion.train import export_ema
-    from unlearn_gym.eval.quality import model_quality
-
-    dest = Path(dest) if dest is not None else asset_dirs()[0]
-    ratio = float(read_sidecar(ddpm_checkpoint).get("data", {}).get("ratio", DEFAULT_RATIO))
-    if classifier_checkpoint is None:
-        classifier = load_classifier(preset)
-        cmeta = asset_info("classifier", preset)
-    else:
-        classifier = load_classifier_file(classifier_checkpoint, preset)
-        cmeta = read_sidecar(classifier_checkpoint)
-    if model not in GENERATOR_KINDS:
-        raise ValueError(f"model must be one of {GENERATOR_KINDS}, got {model!r}")
-    net = load_cvae_file(ddpm_checkpoint, preset) if model == "cvae" else load_ddpm_file(ddpm_checkpoint, preset)
-    quality = model_quality(net.to(resolve_device(device)), classifier, n_per_label=n_per_label, steps=steps, seed=seed)
-    cmeta.pop("versions", None)
-    if classifier_checkpoint is not None:
-        cmeta["ship_command"] = command
-        save_checkpoint(dest / f"classifier-{preset}.pt", "classifier", preset,
-                        {"model": classifier.state_dict()}, cmeta)
-    export_ema(ddpm_checkpoint, dest / asset_path(model, preset, ratio).name,
-               {"quality": quality, "ship_command": command,
-                "classifier_metrics": cmeta.get("metrics")}, kind=model)
-    return {**quality, "dest": str(dest)}

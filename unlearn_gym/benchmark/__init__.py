@@ -5,7 +5,7 @@ evaluated alike, with confidence intervals, paired verdicts, a Pareto front and 
 * :mod:`~unlearn_gym.benchmark.cells`: one cell (entry, instance, seed) -> measured model;
 * :mod:`~unlearn_gym.benchmark.executors`: serial, process pool or Ray;
 * :mod:`~unlearn_gym.benchmark.runner`: cells, cache, resume, progress;
-* :mod:`~unlearn_gym.benchmark.analysis`, :mod:`~unlearn_gym.benchmark.stats`: aggregates and verdicts;
+* :mod:`~unlearn_gym.benchmark.analysis` (on :mod:`unlearn_gym.stats`): aggregates and verdicts;
 * :mod:`~unlearn_gym.benchmark.report`, :mod:`~unlearn_gym.benchmark.figures`: the report.
 
 .. code-block:: python

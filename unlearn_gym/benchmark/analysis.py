@@ -8,7 +8,7 @@ import math
 from collections import defaultdict
 from typing import Any
 
-from unlearn_gym.benchmark.stats import better, ci95, paired, worse
+from unlearn_gym.stats import better, ci95, paired, worse
 
 #: Table 1 measures and which direction is good (+1 higher is better, -1 lower is better); on the
 #: forget side a larger distance from the forget data means more forgetting

@@ -252,8 +252,8 @@ def agent_overrides(spec: CellSpec) -> list[str]:
 
 
 def _run_agent(spec: CellSpec, workdir: Path) -> dict[str, Any]:
-    from agents.train import Args, train
     from unlearn_gym.pretrained import load_model_file
+    from unlearn_gym.rl.train import Args, train
 
     inst, e = spec.instance, spec.entry
     online = e.protocol == "online"

@@ -9,8 +9,8 @@ from typing import Any
 
 from unlearn_gym.benchmark.analysis import MEASURES, aggregate, claims, pareto_front, pareto_points, performance
 from unlearn_gym.benchmark.cells import CellSpec, horizon_of
-from unlearn_gym.benchmark.stats import fmt_ci
 from unlearn_gym.checkpoints import atomic_write_bytes, versions, write_json
+from unlearn_gym.stats import fmt_ci
 
 TABLE_ROWS = {"forget set": ("forget_fid", "forget_kid", "forget_is", "forget_ssim", "forget_score"),
               "retain set": ("retain_fid", "retain_kid", "retain_is", "retain_ssim", "retain_accuracy",
@@ -230,7 +230,7 @@ def _skipped_and_failed(r: dict[str, Any]) -> list[str]:
 
 def _per_class(cells: list[dict[str, Any]], inst: str, titles: dict[str, str]) -> list[str]:
     """Appendix-B style per-class tables (mean over seeds) of the main entries."""
-    from unlearn_gym.benchmark.stats import ci95
+    from unlearn_gym.stats import ci95
 
     L = []
     for e in PER_CLASS_ENTRIES:

@@ -1,11 +1,11 @@
-"""Evaluation: the evaluator classifier and the measures built on it.
+"""Evaluation: the measures built on the evaluator classifier (:mod:`unlearn_gym.classifier`).
 
 The measures (FID, KID, IS, SSIM) are torchmetrics'; the feature extractor is the project's classifier.
 Importing this package does not import torchmetrics or matplotlib: the measure functions load them
 when called (the ``eval`` extra).
 """
 
-from unlearn_gym.eval.classifier import Classifier, build_classifier, load_classifier_file, train_classifier
+from unlearn_gym.classifier import Classifier, build_classifier, load_classifier_file, train_classifier
 from unlearn_gym.eval.evaluate import RETAIN_LABELS, evaluate, load_eval_model, write_evaluation
 from unlearn_gym.eval.features import ClassifierFeatures
 from unlearn_gym.eval.measures import KID, frechet_distance, inception_score, kernel_distance, paired_ssim

@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from unlearn_gym.eval.classifier import Classifier
+from unlearn_gym.classifier import Classifier
 
 #: What :class:`ClassifierFeatures` returns: penultimate features (FID/KID) or logits (IS).
 OUTPUTS = ("features", "logits")

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-from unlearn_gym.eval.classifier import Classifier
+from unlearn_gym.classifier import Classifier
 from unlearn_gym.eval.features import ClassifierFeatures
 from unlearn_gym.rng import seeded_global_rng
 

@@ -12,9 +12,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from unlearn_gym.classifier import Classifier
 from unlearn_gym.data import NUM_LABELS
 from unlearn_gym.diffusion import NoiseSchedule, is_one_step, sample
-from unlearn_gym.eval.classifier import Classifier
 from unlearn_gym.eval.rates import label_rates, summarize_rates
 
 

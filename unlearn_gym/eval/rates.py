@@ -6,8 +6,8 @@ from dataclasses import asdict, dataclass
 
 import torch
 
+from unlearn_gym.classifier import Classifier
 from unlearn_gym.data import CONTAMINATED_LABEL, NUM_LABELS, TROUSER_CLASS
-from unlearn_gym.eval.classifier import Classifier
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,6 @@ Import the module once (e.g. in your script) and ``unlearn_gym.methods.run("my-m
 
 from __future__ import annotations
 
-import ast
 import fnmatch
 from collections.abc import Iterable
 from typing import Any, ClassVar
@@ -28,6 +27,7 @@ from typing import Any, ClassVar
 from torch import nn
 
 from unlearn_gym.methods.setup import SETUP_PARAMS, UnlearnSetup
+from unlearn_gym.overrides import parse_set, parse_value  # noqa: F401  (parse_value: re-exported)
 
 
 class Method:
@@ -172,32 +172,11 @@ def split_params(cls: type[Method], params: dict[str, Any]) -> tuple[dict[str, A
     return setup, own
 
 
-def parse_value(text: str) -> Any:
-    """A command-line value as Python: numbers, ``true``/``false``, ``none``, tuples, else a string.
-
-    :param text: the text after ``=`` in ``--set key=value``.
-    """
-    low = text.strip().lower()
-    if low in ("true", "false"):
-        return low == "true"
-    if low in ("none", "null"):
-        return None
-    try:
-        return ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-        return text
-
-
 def parse_assignments(items: Iterable[str]) -> dict[str, Any]:
-    """``["lam=0.3", "rule=rescale"]`` -> ``{"lam": 0.3, "rule": "rescale"}``.
+    """``["lam=0.3", "rule=rescale"]`` -> ``{"lam": 0.3, "rule": "rescale"}`` (dashes in keys become
+    underscores; values in the shared grammar of :func:`unlearn_gym.overrides.parse_value`).
 
     :param items: ``key=value`` strings.
-    :raises ValueError: an item without ``=``.
+    :raises ValueError: an item without ``=`` or an unreadable value.
     """
-    out: dict[str, Any] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise ValueError(f"expected key=value, got {item!r} (e.g. --set lam=0.3)")
-        out[key.strip().replace("-", "_")] = parse_value(value)
-    return out
+    return {key.replace("-", "_"): value for key, value in parse_set(items, example="lam=0.3")}

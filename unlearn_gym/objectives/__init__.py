@@ -3,32 +3,37 @@
 Pure functions of ``(model, batch, λ, generator)``; nothing here knows about gymnasium. The
 environment (:mod:`unlearn_gym.envs`), the non-RL methods and the benchmarks all call these.
 Both model families share the mixture, the importance weights and the update rules: the DDPM's
-``siss_terms`` and the VAE's ``vae_siss_terms`` (:mod:`~unlearn_gym.objectives.vae`, one fixed noise
-level) return the same :class:`Terms`; ``objectives_for(noise)`` picks a family's functions.
+``siss_terms`` (:mod:`~unlearn_gym.objectives.siss`) and the VAE's ``vae_siss_terms``
+(:mod:`~unlearn_gym.objectives.vae`, one fixed noise level) return the same :class:`Terms`, built by
+the shared core (:mod:`~unlearn_gym.objectives.core`); ``objectives_for(noise)``
+(:mod:`~unlearn_gym.objectives.family`) picks a family's functions. Imports point down:
+``batches``, ``mixture`` -> ``core`` -> ``siss``, ``vae`` -> ``family`` -> ``update``.
 """
 
 from unlearn_gym.objectives.batches import PAIRINGS, PairSampler, SISSBatch
+from unlearn_gym.objectives.core import (
+    Terms,
+    importance_log_weights,
+    importance_weights,
+    per_sample_mse,
+    weighted_siss_terms,
+)
 from unlearn_gym.objectives.family import (
     CVAE_OBJECTIVES,
     DDPM_OBJECTIVES,
     MODEL_FAMILIES,
     Objectives,
     family_noise,
+    naive_deletion_terms,
     objectives_for,
 )
 from unlearn_gym.objectives.mixture import Mixture, siss_mixture
 from unlearn_gym.objectives.siss import (
-    Terms,
     denoising_loss,
     erasediff_terms,
-    importance_log_weights,
-    importance_weights,
-    naive_deletion_terms,
     neggrad_terms,
-    per_sample_mse,
     siss_no_is_terms,
     siss_terms,
-    weighted_siss_terms,
 )
 from unlearn_gym.objectives.update import (
     GRAD_UNITS,

@@ -5,7 +5,8 @@ the VAE a :class:`~unlearn_gym.objectives.vae.VAENoise` (one fixed level). Code 
 (the environment's estimators, adaptive-VI λ, the SISS methods) keeps that object where it kept the
 schedule and calls ``objectives_for(noise).siss(model, noise, batch, lam, ...)``: every function
 has the same positional contract ``(model, noise, ...)`` and returns the same
-:class:`~unlearn_gym.objectives.siss.Terms`.
+:class:`~unlearn_gym.objectives.core.Terms`. :func:`naive_deletion_terms` works for every family
+through that choice.
 """
 
 from __future__ import annotations
@@ -15,9 +16,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+from torch import nn
 
 from unlearn_gym.diffusion.schedule import NoiseSchedule
-from unlearn_gym.objectives.siss import Terms, denoising_loss, siss_no_is_terms, siss_terms
+from unlearn_gym.objectives.core import Terms, pixels
+from unlearn_gym.objectives.siss import denoising_loss, siss_no_is_terms, siss_terms
 from unlearn_gym.objectives.vae import VAENoise, vae_loss, vae_siss_no_is_terms, vae_siss_terms
 
 #: the model families and their noise objects
@@ -87,3 +90,19 @@ def family_noise(family: str) -> NoiseSchedule | VAENoise:
     if family == "cvae":
         return VAENoise()
     raise ValueError(f"model must be one of {MODEL_FAMILIES}, got {family!r}")
+
+
+def naive_deletion_terms(
+    model: nn.Module, schedule: NoiseSchedule | VAENoise, x: torch.Tensor, y: torch.Tensor,
+    *, generator: torch.Generator | None = None,
+) -> Terms:
+    """Naive deletion: fine-tune on X\\A only (no forget term), for either model family.
+
+    :param model: ε-prediction network (or a VAE).
+    :param schedule: its noise schedule (a VAE: its :class:`~unlearn_gym.objectives.vae.VAENoise`).
+    :param x: retain images.
+    :param y: their labels.
+    :param generator: random source.
+    """
+    loss = objectives_for(schedule).plain_loss(model, schedule, x, y, generator=generator)
+    return Terms(retain=loss, forget=None, loss=loss, stats={"L_x": loss.detach()}, loss_elements=pixels(x))

@@ -2,7 +2,7 @@
 
 The DDPM draws it at per-sample noise levels ``(γ_t, σ_t)`` (:func:`~unlearn_gym.objectives.siss.siss_terms`),
 the VAE at one fixed level (:func:`~unlearn_gym.objectives.vae.vae_siss_terms`); both turn the draw into
-importance-weighted terms with :func:`~unlearn_gym.objectives.siss.weighted_siss_terms`.
+importance-weighted terms with :func:`~unlearn_gym.objectives.core.weighted_siss_terms`.
 """
 
 from __future__ import annotations

@@ -1,9 +1,12 @@
-"""SISS and its reference baselines as differentiable loss terms (METHOD.md §1).
+"""SISS and its reference baselines for the DDPM as differentiable loss terms (METHOD.md §1).
 
 Every function here is pure: it takes a model, a noise schedule, a batch and an explicit
 ``torch.Generator`` (or pre-drawn noise) and returns a :class:`Terms` object holding the two
 differentiable terms the update rules combine (a retain term and a forget term) plus detached
 diagnostics. :func:`unlearn_gym.objectives.update.apply_update` turns them into one optimizer step.
+What every model family shares (:class:`Terms`, the importance weights, :func:`weighted_siss_terms`)
+is in :mod:`unlearn_gym.objectives.core`; naive deletion, which works for every family, is
+:func:`unlearn_gym.objectives.family.naive_deletion_terms`.
 
 Conventions: per-sample losses are means over pixels of the squared ε error (the pretraining loss),
 so ``L`` values are O(0.01-1) at every resolution. The importance weights use the exact Gaussian
@@ -15,104 +18,14 @@ constants (``rescale``/``clip`` c, the total-norm clip) their reference meaning.
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, field
-
 import torch
 from torch import nn
 
 from unlearn_gym.device import rand, randn
 from unlearn_gym.diffusion.schedule import NoiseSchedule
 from unlearn_gym.objectives.batches import SISSBatch
-from unlearn_gym.objectives.mixture import Mixture, siss_mixture
-
-LambdaLike = float | torch.Tensor
-
-
-@dataclass
-class Terms:
-    """The output of one objective evaluation.
-
-    :param retain: differentiable weighted retain term (scalar), or ``None`` (NegGrad).
-    :param forget: differentiable weighted forget term (scalar), or ``None`` (naive deletion).
-    :param loss: differentiable paper loss value ``retain - (1 + s) forget`` (scalar).
-    :param retain_norm: divide ``retain`` (and its gradient) by this to get the base retain loss
-        estimate ``L_r`` (the coefficient sum, e.g. ``n/(n-k)``).
-    :param forget_norm: divide ``forget`` by this to get ``L_f`` (``k/(n-k)``).
-    :param forget_sign: ``-1``: the forget term is ascended (SISS, NegGrad); ``+1``: descended
-        (EraseDiff's noise target).
-    :param stats: detached 0-d tensors: ``L_x``, ``L_a`` (importance-weighted means), weight
-        statistics, ``frac_forget``, ...
-    :param loss_elements: number of elements each per-sample loss averages over (``C·H·W``);
-        ``loss_elements`` times a gradient is the gradient of the pixel-sum loss of the SISS
-        reference code. 1 for terms that already sum.
-    """
-
-    retain: torch.Tensor | None
-    forget: torch.Tensor | None
-    loss: torch.Tensor
-    retain_norm: float = 1.0
-    forget_norm: float = 1.0
-    forget_sign: float = -1.0
-    stats: dict[str, torch.Tensor] = field(default_factory=dict)
-    loss_elements: int = 1
-
-
-def _pixels(images: torch.Tensor) -> int:
-    """Elements per sample of an image batch (``C·H·W``)."""
-    return int(images[0].numel())
-
-
-def _check_lambda(lam: LambdaLike) -> None:
-    if isinstance(lam, torch.Tensor):
-        return  # differentiable callers (adaptive λ) keep their own range
-    if not (math.isfinite(lam) and 0.0 < lam < 1.0):
-        raise ValueError(f"lambda must be a finite number in (0, 1), got {lam!r}")
-
-
-def importance_log_weights(
-    d_x: torch.Tensor, d_a: torch.Tensor, lam: LambdaLike
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Log importance weights ``(log w_x, log w_a)`` of the SISS mixture, in float64.
-
-    ``w_x = q(m|x) / q_λ(m|x,a) = 1 / ((1-λ) + λ exp(d_x - d_a))`` and
-    ``w_a = 1 / ((1-λ) exp(d_a - d_x) + λ)`` computed with ``logaddexp``, so they stay finite (in
-    ``[0, 1/(1-λ)]`` and ``[0, 1/λ]``) for any finite ``d_x - d_a``. Differentiable in ``λ``.
-
-    :param d_x: ``||m - γ x||² / (2 σ²)`` per sample.
-    :param d_a: ``||m - γ a||² / (2 σ²)`` per sample.
-    :param lam: mixture weight of the forget component, in (0, 1); a float or a tensor
-        broadcastable to ``d_x``.
-    """
-    _check_lambda(lam)
-    lam64 = lam.double() if isinstance(lam, torch.Tensor) else torch.tensor(float(lam), dtype=torch.float64)
-    diff = d_x.double() - d_a.double()
-    log_l, log_1l = torch.log(lam64), torch.log1p(-lam64)
-    log_wx = -torch.logaddexp(log_1l + torch.zeros_like(diff), log_l + diff)
-    log_wa = -torch.logaddexp(log_1l - diff, log_l + torch.zeros_like(diff))
-    return log_wx, log_wa
-
-
-def importance_weights(d_x: torch.Tensor, d_a: torch.Tensor, lam: LambdaLike) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(w_x, w_a)`` in float64; see :func:`importance_log_weights`.
-
-    :param d_x: ``||m - γ x||² / (2 σ²)`` per sample.
-    :param d_a: ``||m - γ a||² / (2 σ²)`` per sample.
-    :param lam: forget mixture weight in (0, 1).
-    """
-    log_wx, log_wa = importance_log_weights(d_x, d_a, lam)
-    return log_wx.exp(), log_wa.exp()
-
-
-def per_sample_mse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Mean over all but the first dimension of ``(pred - target)²``."""
-    return (pred - target).pow(2).flatten(1).mean(1)
-
-
-def _weight_stats(prefix: str, w: torch.Tensor) -> dict[str, torch.Tensor]:
-    s1, s2 = w.sum(), w.pow(2).sum()
-    ess = torch.where(s2 > 0, s1 * s1 / s2.clamp_min(1e-300), torch.zeros_like(s1)) / w.numel()
-    return {f"{prefix}_mean": w.mean(), f"{prefix}_max": w.max(), f"{prefix}_ess": ess}
+from unlearn_gym.objectives.core import LambdaLike, Terms, check_lambda, per_sample_mse, pixels, weighted_siss_terms
+from unlearn_gym.objectives.mixture import siss_mixture
 
 
 def _draw(
@@ -124,42 +37,6 @@ def _draw(
     t = schedule.sample_timesteps(shape[0], generator, device) if t is None else t.to(device)
     noise = randn(shape, generator, device) if noise is None else noise.to(device)
     return noise, t
-
-
-def weighted_siss_terms(
-    l_x: torch.Tensor, l_a: torch.Tensor, mix: Mixture, lam: LambdaLike, batch: SISSBatch, s: float,
-    loss_elements: int, l_other: torch.Tensor | None = None,
-) -> Terms:
-    """The SISS :class:`Terms` from per-sample losses on one mixture draw (any model family).
-
-    ``retain = coef_x · mean(w_x L_x) [+ coef_other · l_other]``, ``forget = coef_a · mean(w_a L_a)``,
-    ``loss = retain - (1 + s) · forget`` with the log-space weights of :func:`importance_log_weights`.
-
-    :param l_x: ``(B,)`` per-sample losses against the retain targets.
-    :param l_a: ``(B,)`` per-sample losses against the forget targets.
-    :param mix: the mixture draw (its ``d_x``, ``d_a`` give the weights).
-    :param lam: λ (a tensor keeps the terms differentiable in λ).
-    :param batch: the batch (coefficients).
-    :param s: forget scale of the loss value.
-    :param loss_elements: elements each per-sample loss averages over.
-    :param l_other: ``same-label`` batches: mean plain loss of the other-label samples.
-    """
-    log_wx, log_wa = importance_log_weights(mix.d_x, mix.d_a, lam)
-    w_x, w_a = log_wx.exp().float(), log_wa.exp().float()
-    est_x, est_a = (w_x * l_x).mean(), (w_a * l_a).mean()
-    retain = batch.coef_x * est_x
-    stats = {"L_x": est_x.detach(), "L_a": est_a.detach(), "frac_forget": mix.from_a.float().mean()}
-    if l_other is not None:
-        retain = retain + batch.coef_other * l_other
-        stats["L_other"] = l_other.detach()
-    forget = batch.coef_a * est_a
-    stats.update(_weight_stats("w_x", w_x.detach()))
-    stats.update(_weight_stats("w_a", w_a.detach()))
-    return Terms(
-        retain=retain, forget=forget, loss=retain - (1.0 + s) * forget,
-        retain_norm=batch.coef_x + batch.coef_other, forget_norm=batch.coef_a, forget_sign=-1.0,
-        stats=stats, loss_elements=loss_elements,
-    )
 
 
 def siss_terms(
@@ -196,7 +73,7 @@ def siss_terms(
     :param other_noise: optional ε for the ``same-label`` other-label samples.
     :param other_t: optional timesteps for them.
     """
-    _check_lambda(lam)
+    check_lambda(lam)
     if s < 0:
         raise ValueError(f"s must be >= 0, got {s}")
     x = batch.x
@@ -215,7 +92,7 @@ def siss_terms(
     pred_m = pred[: x.shape[0]]
     l_x, l_a = per_sample_mse(pred_m, mix.eps_x), per_sample_mse(pred_m, mix.eps_a)
     l_o = per_sample_mse(pred[x.shape[0]:], o_noise).mean() if batch.x_other is not None else None
-    return weighted_siss_terms(l_x, l_a, mix, lam, batch, s, _pixels(x), l_o)
+    return weighted_siss_terms(l_x, l_a, mix, lam, batch, s, pixels(x), l_o)
 
 
 def siss_no_is_terms(
@@ -263,7 +140,7 @@ def siss_no_is_terms(
     return Terms(
         retain=retain, forget=forget, loss=retain - (1.0 + s) * forget,
         retain_norm=batch.coef_x + batch.coef_other, forget_norm=batch.coef_a, stats=stats,
-        loss_elements=_pixels(x),
+        loss_elements=pixels(x),
     )
 
 
@@ -291,24 +168,6 @@ def denoising_loss(
     return per_sample_mse(model(schedule.q_sample(images, t, noise), t, labels), noise).mean()
 
 
-def naive_deletion_terms(
-    model: nn.Module, schedule: NoiseSchedule, x: torch.Tensor, y: torch.Tensor,
-    *, generator: torch.Generator | None = None,
-) -> Terms:
-    """Naive deletion: fine-tune on X\\A only (no forget term).
-
-    :param model: ε-prediction network (or a VAE).
-    :param schedule: its noise schedule (a VAE: its :class:`~unlearn_gym.objectives.vae.VAENoise`).
-    :param x: retain images.
-    :param y: their labels.
-    :param generator: random source.
-    """
-    from unlearn_gym.objectives.family import objectives_for  # the family module imports this one
-
-    loss = objectives_for(schedule).plain_loss(model, schedule, x, y, generator=generator)
-    return Terms(retain=loss, forget=None, loss=loss, stats={"L_x": loss.detach()}, loss_elements=_pixels(x))
-
-
 def neggrad_terms(
     model: nn.Module, schedule: NoiseSchedule, a: torch.Tensor, y_a: torch.Tensor,
     *, s: float = 0.0, generator: torch.Generator | None = None,
@@ -324,7 +183,7 @@ def neggrad_terms(
     """
     l_a = denoising_loss(model, schedule, a, y_a, generator=generator)
     return Terms(retain=None, forget=l_a, loss=-(1.0 + s) * l_a, stats={"L_a": l_a.detach()},
-                 loss_elements=_pixels(a))
+                 loss_elements=pixels(a))
 
 
 def erasediff_terms(
@@ -352,4 +211,4 @@ def erasediff_terms(
     l_x = per_sample_mse(pred[:b], noise[:b]).mean()
     l_u = per_sample_mse(pred[b:], target_a).mean()
     return Terms(retain=l_x, forget=l_u, loss=l_x + l_u, forget_sign=1.0,
-                 stats={"L_x": l_x.detach(), "L_a": l_u.detach()}, loss_elements=_pixels(x))
+                 stats={"L_x": l_x.detach(), "L_a": l_u.detach()}, loss_elements=pixels(x))

@@ -47,7 +47,8 @@ from torch import nn
 
 from unlearn_gym.diffusion.schedule import NoiseSchedule
 from unlearn_gym.objectives.batches import SISSBatch
-from unlearn_gym.objectives.siss import Terms
+from unlearn_gym.objectives.core import Terms
+from unlearn_gym.objectives.family import objectives_for
 
 RULES = ("rescale", "ratio", "scale", "clip", "erasediff")
 GRAD_UNITS = ("sum", "mean")
@@ -289,8 +290,6 @@ def siss_step(
     :param importance_sampling: ``False``: SISS (No IS) (two forward passes' worth of batch).
     :param grad_units: ``"sum"``, ``"mean"`` or ``None`` (the rule's default), see :func:`apply_update`.
     """
-    from unlearn_gym.objectives.family import objectives_for
-
     family = objectives_for(schedule)
     if importance_sampling:
         terms = family.siss(model, schedule, batch, lam, s=s, generator=generator)

@@ -3,8 +3,8 @@
 With ``σ = 0.3`` and ``γ = sqrt(1 - σ²)`` the mixture is the DDPM's at a single noise level:
 ``m = γ z + σ ε`` with ``z = a`` where ``u < λ`` and ``z = x`` otherwise (the shared
 :func:`~unlearn_gym.objectives.mixture.siss_mixture`), the importance weights are the same log-space
-``w_x``, ``w_a`` (:func:`~unlearn_gym.objectives.siss.importance_log_weights`) and the terms are
-assembled by the same :func:`~unlearn_gym.objectives.siss.weighted_siss_terms`, so every update rule
+``w_x``, ``w_a`` (:func:`~unlearn_gym.objectives.core.importance_log_weights`) and the terms are
+assembled by the same :func:`~unlearn_gym.objectives.core.weighted_siss_terms`, so every update rule
 of :func:`~unlearn_gym.objectives.update.apply_update` applies unchanged.
 
 Only the per-sample loss differs. The VAE encodes ``m`` (conditioned on the drawn component's
@@ -34,8 +34,8 @@ from torch import nn
 
 from unlearn_gym.device import rand, randn
 from unlearn_gym.objectives.batches import SISSBatch
+from unlearn_gym.objectives.core import LambdaLike, Terms, check_lambda, pixels, weighted_siss_terms
 from unlearn_gym.objectives.mixture import siss_mixture
-from unlearn_gym.objectives.siss import LambdaLike, Terms, _check_lambda, weighted_siss_terms
 
 
 @dataclass(frozen=True)
@@ -161,7 +161,7 @@ def vae_siss_terms(
     :param other_noise: optional ``ε`` of the ``same-label`` other-label samples.
     :param other_xi: optional ``ξ`` for them.
     """
-    _check_lambda(lam)
+    check_lambda(lam)
     if s < 0:
         raise ValueError(f"s must be >= 0, got {s}")
     x, b = batch.x, batch.x.shape[0]
@@ -183,7 +183,7 @@ def vae_siss_terms(
     l_o = None
     if batch.x_other is not None:
         l_o = vae_per_sample_loss(recon[b:], batch.x_other, kl[b:], level.beta).mean()
-    return weighted_siss_terms(l_x, l_a, mix, lam, batch, s, int(x[0].numel()), l_o)
+    return weighted_siss_terms(l_x, l_a, mix, lam, batch, s, pixels(x), l_o)
 
 
 def vae_siss_no_is_terms(
@@ -233,5 +233,5 @@ def vae_siss_no_is_terms(
     return Terms(
         retain=retain, forget=forget, loss=retain - (1.0 + s) * forget,
         retain_norm=batch.coef_x + batch.coef_other, forget_norm=batch.coef_a, stats=stats,
-        loss_elements=int(x[0].numel()),
+        loss_elements=pixels(x),
     )

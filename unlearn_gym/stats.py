@@ -1,4 +1,6 @@
-"""Statistics of the benchmark: means with 95 % confidence intervals and paired comparisons.
+"""Statistics of the benchmark and the agents: means with 95 % confidence intervals and paired comparisons.
+
+Below both its users (:mod:`unlearn_gym.benchmark` and :mod:`unlearn_gym.rl`), so neither imports the other.
 
 Every cell of a table is the mean over seeds with the half-width of its Student-t 95 % interval.
 A comparison of two methods pairs their cells by seed (same seed = same batches, noise and

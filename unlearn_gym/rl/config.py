@@ -1,6 +1,7 @@
 """Hyperparameter files in the rl-baselines3-zoo format: loading, protocol overrides, ``--set``, checks.
 
-A file (``agents/hyperparams/<algo>.yml`` by default) maps env ids to blocks of hyperparameters::
+A file (``unlearn_gym/rl/hyperparams/<algo>.yml`` by default, shipped as package data) maps env ids
+to blocks of hyperparameters::
 
     default:                      # the base of every block, and the block of an id not listed
       policy: MlpPolicy
@@ -24,8 +25,9 @@ to 0 as in rl-zoo. Anything else is an error that names the key.
 
 Merging: ``default`` then the env id's block (``policy_kwargs``, ``env_kwargs`` and the protocol
 blocks merge one level deep; other keys are replaced), then the protocol block, then ``--set
-key=value`` overrides (``value`` is YAML; dotted keys reach into ``env_kwargs`` and
-``policy_kwargs``: ``--set env_kwargs.beta=0.2``).
+key=value`` overrides (``value`` in the grammar of :mod:`unlearn_gym.overrides`, shared with the
+methods' ``--set``: Python literals and inline YAML-style ``[a, b]`` / ``{pi: [32]}``; dotted keys
+reach into ``env_kwargs`` and ``policy_kwargs``: ``--set env_kwargs.beta=0.2``).
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
+
+from unlearn_gym.overrides import parse_set as parse_overrides
 
 #: algorithm name -> (module, class)
 ALGOS: dict[str, tuple[str, str]] = {
@@ -68,7 +72,7 @@ class HyperparameterError(ValueError):
 
 
 def hyperparams_dir() -> Path:
-    """The folder of the shipped files (``agents/hyperparams``)."""
+    """The folder of the shipped files (``unlearn_gym/rl/hyperparams``, package data)."""
     return Path(__file__).resolve().parent / "hyperparams"
 
 
@@ -248,25 +252,16 @@ def validate(block: Mapping[str, Any], algo: str, where: str, *, nested: bool = 
 def parse_set(items: Iterable[str]) -> list[tuple[str, Any]]:
     """``["gamma=0.95", "env_kwargs.beta=0.2"]`` -> ``[("gamma", 0.95), ("env_kwargs.beta", 0.2)]``.
 
-    Values are YAML (``[64, 64]``, ``{pi: [32]}``, ``true``, ``3e-4``).
+    The shared grammar of :func:`unlearn_gym.overrides.parse_value` (``[64, 64]``, ``{pi: [32]}``,
+    ``true``, ``3e-4``, ``lin_3e-4``), its errors as :class:`HyperparameterError`.
 
     :param items: ``key=value`` strings.
     :raises HyperparameterError: an item without ``=`` or with an unreadable value.
     """
-    import yaml
-
-    out = []
-    for item in items:
-        key, sep, raw = item.partition("=")
-        key = key.strip()
-        if not sep or not key:
-            raise HyperparameterError(f"expected key=value, got {item!r} (e.g. --set gamma=0.95)")
-        try:
-            value = yaml.safe_load(raw) if raw.strip() else None
-        except yaml.YAMLError as e:
-            raise HyperparameterError(f"--set {item!r}: the value is not valid YAML ({e})") from e
-        out.append((key, _coerce(value)))
-    return out
+    try:
+        return parse_overrides(items, example="gamma=0.95")
+    except ValueError as e:
+        raise HyperparameterError(str(e)) from e
 
 
 def apply_set(hp: dict[str, Any], overrides: Iterable[tuple[str, Any]], algo: str) -> dict[str, Any]:
@@ -305,7 +300,7 @@ def load_hyperparams(
 
     :param algo: one of :data:`ALGOS`.
     :param env_id: the env id (``unlearn_gym:`` prefix optional).
-    :param path: the file (default: the shipped ``agents/hyperparams/<algo>.yml``).
+    :param path: the file (default: the shipped ``unlearn_gym/rl/hyperparams/<algo>.yml``).
     :param protocol: ``"episodic"`` or ``"online"``: which protocol block applies.
     :param overrides: ``key=value`` strings (``--set``).
     :raises HyperparameterError: unknown key (named), bad value, no block for ``env_id``.

@@ -1,4 +1,5 @@
-"""Run a trained policy, save what it unlearned, and summarise: shared by ``agents/train.py`` and tests.
+"""Run a trained policy, save what it unlearned, and summarise: shared by :mod:`unlearn_gym.rl.train`,
+``agents/rllib_train.py``, the benchmark and tests.
 
 * :func:`run_policy`: one deterministic episode of an SB3 model (any algorithm, recurrent included)
   on an unlearn-gym env; returns the per-step rows, the λ / scale sequences, the return, the
@@ -21,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from agents.callbacks import step_row
+from unlearn_gym.rl.callbacks import step_row
 
 
 def run_policy(model: Any, env: Any, seed: int | None, *, normalizer: Any = None,
@@ -98,7 +99,7 @@ def plot_training(episodes: Sequence[Mapping[str, Any]], path: str | os.PathLike
                   references: Mapping[str, float] | None = None, title: str = "training curve") -> Path:
     """Outcome score and paper's return of every training episode against the step, with a running mean.
 
-    :param episodes: :attr:`~agents.callbacks.UnlearnLogCallback.episodes`.
+    :param episodes: :attr:`~unlearn_gym.rl.callbacks.UnlearnLogCallback.episodes`.
     :param path: PNG destination.
     :param window: episodes in the running mean.
     :param references: horizontal lines on the outcome panel (name -> value), e.g. the best constant.
@@ -195,13 +196,13 @@ def save_unlearned(env: Any, rows: list[dict[str, float]], out_dir: str | os.Pat
 
 
 def load_policy(run_dir: str | os.PathLike, algo: str | None = None) -> tuple[Any, Any, dict[str, Any]]:
-    """The trained policy of a run folder written by ``agents/train.py``.
+    """The trained policy of a run folder written by :func:`unlearn_gym.rl.train.train`.
 
     :param run_dir: the run's ``--out`` folder (``policy.zip``, ``config.json``, maybe ``vecnormalize.pkl``).
     :param algo: the algorithm (default: the one ``config.json`` records).
     :returns: (SB3 model, observation normaliser or ``None``, the run's config).
     """
-    from agents.config import algo_class
+    from unlearn_gym.rl.config import algo_class
 
     run = Path(run_dir)
     config = json.loads((run / "config.json").read_text()) if (run / "config.json").is_file() else {}
