@@ -1,0 +1,167 @@
+"""Search the tuned baselines' parameters with Optuna (``docs/headroom.md``, "v3: tuned baselines").
+
+The objective of a trial is the mean outcome over (instance, seed) episodes on the given instances
+(the train split of a set) and *search* seeds, which must be disjoint from every evaluation seed.
+Every trial of every family sees the same episodes (common random numbers), so the families'
+budgets are equal when their trial counts are: ``trials × len(instances) × len(seeds)`` episodes.
+The best ``top_k`` trials are then re-run on ``select_seeds`` (fresh, also disjoint from evaluation),
+and the one with the best mean over all its episodes is returned (less winner's curse than the
+single best noisy trial).
+
+.. code-block:: python
+
+    from unlearn_gym.tuning import search
+    res = search("constant", ["micro-heavy-scale-b8-h30"], seeds=[1000, 1001], trials=20)
+    res["params"]        # {"lam": ..., "rho": ...}; unlearn_gym.tuned.make_policy("constant", res["params"])
+
+``unlearn-gym tune --set default --family constant --trials 40`` runs it from the command line.
+Requires ``optuna`` (``pip install unlearn-gym[tune]``).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from unlearn_gym.policies import Policy, rollout
+from unlearn_gym.tuned import SPACES, make_policy
+
+#: the registered id every ``lambda+scale`` benchmark instance runs on (the instance fixes the rest)
+ENV_ID = "unlearn_gym:SISSUnlearnMicro-v0"
+
+
+class EpisodeRunner:
+    """Runs episodes of policies on named instances, one cached env per instance.
+
+    :param env_kwargs: extra env arguments of every episode (e.g. a smaller ``outcome_config``).
+    :param env_id: the registered id.
+    """
+
+    def __init__(self, env_kwargs: dict[str, Any] | None = None, env_id: str = ENV_ID) -> None:
+        self.env_kwargs = dict(env_kwargs or {})
+        self.env_id = env_id
+        self._envs: dict[str, Any] = {}
+        self.episodes = 0
+
+    def env(self, instance: str) -> Any:
+        """The cached env of ``instance``."""
+        if instance not in self._envs:
+            import gymnasium as gym
+
+            self._envs[instance] = gym.make(self.env_id, instance=instance, **self.env_kwargs)
+        return self._envs[instance]
+
+    def run(self, policy: Policy, instance: str, seed: int) -> dict[str, Any]:
+        """One episode: ``instance``, ``seed``, ``outcome``, ``forget``, ``retain_mean``, ``retain_drop``,
+        the mean λ and ρ taken, ``steps`` and ``wall_s``."""
+        t0 = time.perf_counter()
+        r = rollout(self.env(instance), policy, seed=seed)
+        self.episodes += 1
+        o = r["info"].get("outcome") or {}
+        n = max(1, r["steps"])
+        return {"instance": instance, "seed": int(seed), "outcome": float(o.get("outcome", math.nan)),
+                "forget": float(o.get("forget", math.nan)), "retain_mean": float(o.get("retain_mean", math.nan)),
+                "retain_drop": float(o.get("retain_drop", math.nan)), "mean_lambda": sum(r["lambdas"]) / n,
+                "mean_scale": sum(r["scales"]) / n, "max_scale": max(r["scales"], default=math.nan),
+                "steps": r["steps"], "wall_s": round(time.perf_counter() - t0, 3)}
+
+    def evaluate(self, policy: Policy, instances: Sequence[str], seeds: Sequence[int]) -> list[dict[str, Any]]:
+        """Rows of every (instance, seed) episode of ``policy``."""
+        return [self.run(policy, inst, s) for inst in instances for s in seeds]
+
+    def close(self) -> None:
+        for env in self._envs.values():
+            env.close()
+        self._envs.clear()
+
+
+def mean_outcome(rows: Sequence[dict[str, Any]]) -> float:
+    """Mean outcome of rows (non-finite ones count as −1, the worst score)."""
+    vals = [r["outcome"] if math.isfinite(r["outcome"]) else -1.0 for r in rows]
+    return sum(vals) / len(vals) if vals else math.nan
+
+
+def search(family: str, instances: Sequence[str], seeds: Sequence[int], trials: int, *,
+           sampler_seed: int = 0, select_seeds: Sequence[int] = (), top_k: int = 3,
+           runner: EpisodeRunner | None = None, env_kwargs: dict[str, Any] | None = None,
+           log: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """TPE search of ``family``'s parameters (box :data:`unlearn_gym.tuned.SPACES`).
+
+    :param family: ``"constant"``, ``"schedule"`` or ``"feedback"``.
+    :param instances: instances every trial runs on.
+    :param seeds: search seeds every trial runs (keep them disjoint from evaluation seeds).
+    :param trials: number of trials.
+    :param sampler_seed: seed of the TPE sampler.
+    :param select_seeds: fresh seeds the best ``top_k`` trials are re-run on (none: keep the best trial).
+    :param top_k: trials re-run in the selection stage.
+    :param runner: the episode runner (default: a new one with ``env_kwargs``).
+    :param env_kwargs: env arguments when no runner is given.
+    :param log: progress lines (e.g. ``print``).
+    :returns: ``family``, ``params`` (the chosen), ``value`` (its mean outcome over all its episodes),
+        ``trials`` (every trial's params, value and rows), ``selection``, ``budget`` (trials,
+        episodes of the search and of the selection), ``seeds``, ``select_seeds``, ``instances``,
+        ``sampler``, ``wall_s``.
+    """
+    try:
+        import optuna
+    except ImportError as e:  # pragma: no cover - depends on the install
+        raise ImportError("the search needs optuna: pip install 'unlearn-gym[tune]'") from e
+    if family not in SPACES:
+        raise ValueError(f"unknown family {family!r}; known: {sorted(SPACES)}")
+    if trials < 1:
+        raise ValueError(f"trials must be >= 1, got {trials}")
+    runner = runner or EpisodeRunner(env_kwargs)
+    space = SPACES[family]
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    sampler = optuna.samplers.TPESampler(seed=sampler_seed)
+    study = optuna.create_study(direction="maximize", sampler=sampler)
+    records: list[dict[str, Any]] = []
+    t0 = time.perf_counter()
+
+    def objective(trial: Any) -> float:
+        params = {k: trial.suggest_float(k, lo, hi) for k, (lo, hi) in space.items()}
+        rows = runner.evaluate(make_policy(family, params), instances, seeds)
+        value = mean_outcome(rows)
+        records.append({"number": trial.number, "params": params, "value": value, "rows": rows})
+        if log:
+            log(f"[{family}] trial {trial.number + 1}/{trials}: {value:+.3f}"
+                f" ({', '.join(f'{k} {v:+.2f}' for k, v in params.items())}) {time.perf_counter() - t0:.0f} s")
+        return value
+
+    study.optimize(objective, n_trials=trials)
+    search_wall = time.perf_counter() - t0
+    ranked = sorted(records, key=lambda r: (-r["value"], r["number"]))
+    candidates = []
+    if select_seeds:
+        for rec in ranked[:top_k]:
+            extra = runner.evaluate(make_policy(family, rec["params"]), instances, select_seeds)
+            candidates.append({"number": rec["number"], "params": rec["params"], "search_value": rec["value"],
+                               "select_value": mean_outcome(extra), "value": mean_outcome(rec["rows"] + extra),
+                               "rows": extra})
+            if log:
+                log(f"[{family}] selection: trial {rec['number']}: search {rec['value']:+.3f},"
+                    f" fresh {candidates[-1]['select_value']:+.3f}")
+        chosen = max(candidates, key=lambda c: (c["value"], -c["number"]))
+    else:
+        chosen = {"number": ranked[0]["number"], "params": ranked[0]["params"], "value": ranked[0]["value"]}
+    n_inst = len(instances)
+    return {
+        "family": family, "params": chosen["params"], "value": chosen["value"], "chosen_trial": chosen["number"],
+        "instances": list(instances), "seeds": [int(s) for s in seeds], "select_seeds": [int(s) for s in select_seeds],
+        "sampler": {"name": "TPESampler", "seed": sampler_seed, "optuna": optuna.__version__},
+        "budget": {"trials": trials, "episodes_per_trial": n_inst * len(seeds),
+                   "search_episodes": trials * n_inst * len(seeds), "top_k": len(candidates),
+                   "selection_episodes": len(candidates) * n_inst * len(select_seeds)},
+        "wall_s": round(time.perf_counter() - t0, 1), "search_wall_s": round(search_wall, 1),
+        "trials": records, "selection": candidates,
+    }
+
+
+def summary(result: dict[str, Any]) -> dict[str, Any]:
+    """``result`` of :func:`search` without its per-episode rows (what the committed asset keeps)."""
+    out = {k: v for k, v in result.items() if k not in ("trials", "selection")}
+    out["trials"] = [{"number": r["number"], "params": r["params"], "value": r["value"]} for r in result["trials"]]
+    out["selection"] = [{k: v for k, v in c.items() if k != "rows"} for c in result["selection"]]
+    return out
