@@ -107,7 +107,7 @@ def test_outcome_reward_is_terminal_and_shaping_telescopes():
     rs = rollout(shaped, ConstantPolicy(0.5), seed=1)
     assert rs["lambdas"] == r["lambdas"]  # same updates: shaping only changes the rewards
     total_shaping = rs["return"] - r["return"]
-    assert total_shaping == pytest.approx(-shaped._phi0, rel=1e-5)  # Φ(end) = 0: telescopes to -Φ(θ_0)
+    assert total_shaping == pytest.approx(-shaped.origin.phi, rel=1e-5)  # Φ(end) = 0: telescopes to -Φ(θ_0)
     assert any(x != 0.0 for x in rs["rewards"][:-1])
 
 

@@ -12,7 +12,7 @@ import pytest
 from unlearn_gym.cli import main
 from unlearn_gym.data import DataNotFoundError, find_source
 from unlearn_gym.envs.encoding import decode_action
-from unlearn_gym.envs.validation import check_env_arguments
+from unlearn_gym.validation import check_env_arguments
 
 NAN, INF = math.nan, math.inf
 

@@ -15,6 +15,7 @@ from unlearn_gym.diffusion.ema import ema_weights
 from unlearn_gym.diffusion.one_step import OneStepGenerator
 from unlearn_gym.diffusion.unet import ConditionalUNet, build_unet
 from unlearn_gym.presets import PRESETS, get_preset
+from unlearn_gym.rng import seeded_global_rng
 from unlearn_gym.vae.model import ConditionalVAE, build_cvae
 
 ASSET_DIR = Path(__file__).parent / "assets"
@@ -175,9 +176,10 @@ def load_pretrained(
     if model not in GENERATOR_KINDS:
         raise ValueError(f"model must be one of {GENERATOR_KINDS}, got {model!r}")
     dev = resolve_device(device)
-    if model == "cvae":
-        return load_cvae_file(path if path is not None else _shipped("cvae", preset, ratio), preset).to(dev)
-    ddpm = load_ddpm_file(path if path is not None else _shipped("ddpm", preset, ratio), preset)
+    with seeded_global_rng(0):  # a network's throw-away init draws from the global RNG: leave the caller's alone
+        if model == "cvae":
+            return load_cvae_file(path if path is not None else _shipped("cvae", preset, ratio), preset).to(dev)
+        ddpm = load_ddpm_file(path if path is not None else _shipped("ddpm", preset, ratio), preset)
     if isinstance(ddpm, OneStepGenerator):
         raise CheckpointError(
             f"{path} holds SFD's one-step generator, not a DDPM: evaluate or sample it"
@@ -192,7 +194,8 @@ def load_classifier(preset: str = "tiny", path: str | os.PathLike | None = None)
     :param preset: ``micro`` or ``tiny`` ship with the package.
     :param path: optional checkpoint to load instead of the shipped one.
     """
-    return load_classifier_file(path if path is not None else _shipped("classifier", preset), preset)
+    with seeded_global_rng(0):  # as load_pretrained: the init is overwritten, the caller's RNG untouched
+        return load_classifier_file(path if path is not None else _shipped("classifier", preset), preset)
 
 
 def asset_info(kind: str, preset: str, ratio: float = DEFAULT_RATIO) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from typing import Any
 
 from unlearn_gym.envs.instances import INSTANCE_SETS, Instance, get_instance, resolve_instances
 from unlearn_gym.presets import get_preset
+from unlearn_gym.settings import default_hyperparameters
 
 KINDS = ("baseline", "method", "policy", "agent")
 
@@ -158,18 +159,11 @@ def preset_instance(preset: str, task: str = "trousers", model: str = "ddpm") ->
     :param model: ``"ddpm"`` or ``"cvae"`` (the class-conditional VAE).
     """
     p = get_preset(preset)
-    erase = task.startswith("erase-")
-    lr, scale = (p.erase_lr, p.erase_scale) if erase else (p.unlearn_lr, p.unlearn_scale)
-    name = f"{p.name}-{task}"
-    if model == "cvae":
-        from unlearn_gym.vae import cvae_config
-
-        lr, scale, name = cvae_config(p).unlearn_lr, cvae_config(p).unlearn_scale, f"{name}-cvae"
-    elif model != "ddpm":
-        raise ValueError(f"model must be 'ddpm' or 'cvae', got {model!r}")
+    d = default_hyperparameters(p, task, model)  # the env's and the methods' defaults, decided once
+    name = f"{p.name}-{task}" + ("-cvae" if model == "cvae" else "")
     return Instance(
-        name=name, preset=p.name, task=task, data_ratio=0.1, horizon=p.horizon,
-        batch_size=p.erase_batch if erase else p.unlearn_batch, lr=lr, rule=p.unlearn_rule, scale=scale,
+        name=name, preset=p.name, task=task, data_ratio=0.1, horizon=d["horizon"],
+        batch_size=d["batch_size"], lr=d["lr"], rule=d["rule"], scale=d["scale"],
         action="lambda", reward="siss", model=model,
         description=f"the {p.name} preset's defaults on task {task}" + (" (VAE)" if model == "cvae" else ""),
     )

@@ -199,6 +199,17 @@ def _build(
     return data
 
 
+def check_task(task: object) -> str:
+    """``task`` if it is ``"trousers"`` or ``"erase-<digit 0-9>"``, else a ``ValueError`` saying so.
+
+    :param task: the task name.
+    """
+    if task == "trousers" or (isinstance(task, str) and task.startswith("erase-") and task[6:].isdigit()
+                              and 0 <= int(task[6:]) < NUM_LABELS):
+        return str(task)
+    raise ValueError(f"unknown task {task!r}; expected 'trousers' or 'erase-<digit 0-9>' (e.g. 'erase-7')")
+
+
 def task_split(
     data: ContaminatedMNIST, task: str = "trousers"
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -208,11 +219,9 @@ def task_split(
     :param task: ``"trousers"`` (forget the trousers labelled 1) or ``"erase-<digit>"`` (forget every
         real training image of that digit; the trousers stay in the retain set).
     """
-    if task == "trousers":
+    if check_task(task) == "trousers":
         return data.retain_images, data.retain_labels, data.forget_images, data.forget_labels
-    if task.startswith("erase-") and task[6:].isdigit() and 0 <= int(task[6:]) < NUM_LABELS:
-        digit = int(task[6:])
-        x, y = data.train_images, data.train_labels
-        forget = (y == digit) & ~data.train_is_forget
-        return x[~forget], y[~forget], x[forget], y[forget]
-    raise ValueError(f"unknown task {task!r}; expected 'trousers' or 'erase-<digit 0-9>'")
+    digit = int(task[6:])
+    x, y = data.train_images, data.train_labels
+    forget = (y == digit) & ~data.train_is_forget
+    return x[~forget], y[~forget], x[forget], y[forget]

@@ -3,20 +3,16 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
 import numpy as np
 
 #: log10 values of the four positive state features are clipped to this range.
 LOG_CLIP = 10.0
-#: Observation names, in order.
-OBS_NAMES = ("log10_L_r", "log10_L_f", "log10_grad_norm_r", "log10_grad_norm_f", "lambda_prev", "progress")
-
-
-def observation_bounds() -> tuple[np.ndarray, np.ndarray]:
-    """``(low, high)`` of the 6-dimensional observation box."""
-    low = np.array([-LOG_CLIP] * 4 + [0.0, 0.0], dtype=np.float32)
-    high = np.array([LOG_CLIP] * 4 + [1.0, 1.0], dtype=np.float32)
-    return low, high
+#: The raw per-step quantities the state features are computed from (an update's terms, or the
+#: exact state): retain and forget loss estimates and their gradient norms.
+STATE_KEYS = ("L_r", "L_f", "grad_norm_r", "grad_norm_f")
 
 
 def safe_log10(v: float) -> float:
@@ -29,23 +25,79 @@ def safe_log10(v: float) -> float:
     return min(LOG_CLIP, max(-LOG_CLIP, math.log10(v)))
 
 
-def encode_observation(
-    l_r: float, l_f: float, g_r: float, g_f: float, lam_prev: float, progress: float
-) -> np.ndarray:
-    """The float32 observation ``(log10 L_r, log10 L_f, log10 ||g_r||, log10 ||g_f||, λ_prev, t/T)``.
+def _unit(v: float) -> float:
+    return min(1.0, max(0.0, v))
 
-    :param l_r: retain-loss estimate.
-    :param l_f: forget-loss estimate.
-    :param g_r: retain gradient norm.
-    :param g_f: forget gradient norm.
-    :param lam_prev: the previous λ.
-    :param progress: ``t / T``.
+
+@dataclass(frozen=True)
+class Feature:
+    """One observation component.
+
+    :param name: its name (``OBS_NAMES``; keys of logs and plots).
+    :param symbol: how the docs write it.
+    :param description: what it is.
+    :param low: lower bound of the observation box.
+    :param high: upper bound.
+    :param encode: the value from the step's quantities (:data:`STATE_KEYS` plus ``lambda_prev``
+        and ``progress``).
     """
-    return np.array(
-        [safe_log10(l_r), safe_log10(l_f), safe_log10(g_r), safe_log10(g_f),
-         min(1.0, max(0.0, lam_prev)), min(1.0, max(0.0, progress))],
-        dtype=np.float32,
-    )
+
+    name: str
+    symbol: str
+    description: str
+    low: float
+    high: float
+    encode: Callable[[Mapping[str, float]], float]
+
+
+def _log_feature(key: str, symbol: str, description: str) -> Feature:
+    return Feature(f"log10_{key}", f"log10 {symbol}", description, -LOG_CLIP, LOG_CLIP,
+                   lambda q: safe_log10(q[key]))
+
+
+#: The observation, in order: adding a feature is one entry here (it drives the encoding, the
+#: space's bounds, the env docstring's table and the policies' progress index).
+FEATURES: tuple[Feature, ...] = (
+    _log_feature("L_r", "L_r", "retain-loss estimate"),
+    _log_feature("L_f", "L_f", "forget-loss estimate"),
+    _log_feature("grad_norm_r", "‖g_r‖", "retain gradient norm"),
+    _log_feature("grad_norm_f", "‖g_f‖", "forget gradient norm"),
+    Feature("lambda_prev", "λ_prev", "the previous λ (0.5 after a reset)", 0.0, 1.0,
+            lambda q: _unit(q["lambda_prev"])),
+    Feature("progress", "t/T", "progress through the episode", 0.0, 1.0, lambda q: _unit(q["progress"])),
+)
+#: Observation names, in order.
+OBS_NAMES = tuple(f.name for f in FEATURES)
+#: Index of ``t/T`` (open-loop schedules read it).
+PROGRESS_INDEX = OBS_NAMES.index("progress")
+
+
+def observation_bounds(features: tuple[Feature, ...] = FEATURES) -> tuple[np.ndarray, np.ndarray]:
+    """``(low, high)`` of the observation box.
+
+    :param features: the feature table.
+    """
+    return (np.array([f.low for f in features], dtype=np.float32),
+            np.array([f.high for f in features], dtype=np.float32))
+
+
+def encode_observation(quantities: Mapping[str, float], features: tuple[Feature, ...] = FEATURES) -> np.ndarray:
+    """The float32 observation: each feature of the table computed from ``quantities``.
+
+    :param quantities: :data:`STATE_KEYS` plus ``lambda_prev`` and ``progress``.
+    :param features: the feature table.
+    """
+    return np.array([f.encode(quantities) for f in features], dtype=np.float32)
+
+
+def observation_table(features: tuple[Feature, ...] = FEATURES) -> str:
+    """The Markdown table of the observation (the env docstring shows it).
+
+    :param features: the feature table.
+    """
+    rows = ["| index | observation | range |", "|---|---|---|"]
+    rows += [f"| {i} | {f.symbol}, {f.description} | [{f.low:g}, {f.high:g}] |" for i, f in enumerate(features)]
+    return "\n".join(rows)
 
 
 def action_array(action: object, dim: int) -> np.ndarray:

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from unlearn_gym.diffusion.schedule import NoiseSchedule
+from unlearn_gym.envs.encoding import STATE_KEYS
 from unlearn_gym.objectives import PairSampler, SISSBatch, VAENoise, gradient_norms, objectives_for
 
 #: a family's noise object: the DDPM's schedule or the VAE's fixed level
@@ -28,8 +29,9 @@ def _params(model: nn.Module) -> list[torch.Tensor]:
 
 def exact_state(
     model: nn.Module, schedule: Noise, sampler: PairSampler, generator: torch.Generator
-) -> tuple[float, float, float, float]:
-    """Plain ``(L_r, L_f, ||∇L_r||, ||∇L_f||)`` on a fresh batch (x from X\\A, a from A, shared ε, t).
+) -> dict[str, float]:
+    """Plain ``L_r``, ``L_f``, ``||∇L_r||``, ``||∇L_f||`` (keyed by :data:`STATE_KEYS`) on a fresh batch
+    (x from X\\A, a from A, shared ε, t).
 
     One forward pass of ``2B`` and two backward passes; ``.grad`` is not touched.
 
@@ -44,13 +46,13 @@ def exact_state(
     terms = no_is(model, schedule, SISSBatch(x, y, a, y_a, 1.0, 1.0), generator=generator)
     nx, na = gradient_norms(terms, _params(model))
     vals = torch.stack([terms.stats["L_x"], terms.stats["L_a"]]).tolist()
-    return vals[0], vals[1], nx, na
+    return dict(zip(STATE_KEYS, (vals[0], vals[1], nx, na)))
 
 
 def initial_state(
     model: nn.Module, schedule: Noise, sampler: PairSampler, state: str, s: float = 0.0
-) -> tuple[float, float, float, float]:
-    """The state features at θ_0 on a fixed batch (computed once; resets reuse it).
+) -> dict[str, float]:
+    """The state quantities (:data:`STATE_KEYS`) at θ_0 on a fixed batch (computed once; resets reuse it).
 
     :param model: the DDPM (or VAE) at θ_0.
     :param schedule: its noise schedule (or noise level).
@@ -64,7 +66,19 @@ def initial_state(
     terms = objectives_for(schedule).siss(model, schedule, sampler.sample(gen), 0.5, s=s, generator=gen)
     nx, na = gradient_norms(terms, _params(model))
     r, f = torch.stack([terms.retain.detach(), terms.forget.detach()]).tolist()
-    return r / terms.retain_norm, f / terms.forget_norm, nx / terms.retain_norm, na / terms.forget_norm
+    return update_state(r / terms.retain_norm, f / terms.forget_norm, nx / terms.retain_norm,
+                        na / terms.forget_norm)
+
+
+def update_state(l_r: float, l_f: float, grad_norm_r: float, grad_norm_f: float) -> dict[str, float]:
+    """The state quantities (:data:`STATE_KEYS`) of ``state="update"``: the terms of an update.
+
+    :param l_r: retain-loss estimate.
+    :param l_f: forget-loss estimate.
+    :param grad_norm_r: retain gradient norm.
+    :param grad_norm_f: forget gradient norm.
+    """
+    return dict(zip(STATE_KEYS, (float(l_r), float(l_f), float(grad_norm_r), float(grad_norm_f))))
 
 
 class Probe:

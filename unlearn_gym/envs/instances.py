@@ -168,17 +168,18 @@ def resolve_instances(spec: str | list[str] | tuple[str, ...]) -> list[str]:
     return names
 
 
-#: constructor arguments whose default is "the preset's": an explicit value conflicts with an instance
-_PRESET_DEFAULTED = ("horizon", "lr", "rule", "scale", "batch_size", "scale_range")
+#: constructor arguments an instance fixes: an explicit other value is an error. (``preset`` and
+#: ``model`` are not here: a registered id passes its own, and the instance's replace them.)
+_FIXED = ("task", "data_ratio", "action", "horizon", "lr", "rule", "scale", "batch_size", "scale_range")
 
 
 def apply_instance(name: str, kwargs: dict[str, Any]) -> dict[str, Any]:
     """Constructor arguments with the instance's values filled in.
 
-    The instance fixes ``preset``, ``task``, ``data_ratio``, ``action`` and ``model`` (they replace the
-    registered id's defaults) and the hyperparameters it names: passing one of the latter
-    explicitly with a different value is an error (drop it, or drop ``instance``). Its ``reward``
-    is a default: an explicit ``reward`` wins (e.g. the paper's ``"siss"`` on a benchmark instance).
+    The instance fixes ``preset`` and ``model`` (they replace the registered id's) and ``task``,
+    ``data_ratio``, ``action`` and the hyperparameters it names: passing one of the latter explicitly
+    (not ``None``) with a different value is an error naming both (drop it, or drop ``instance``).
+    Its ``reward`` is a default: an explicit ``reward`` wins (e.g. the paper's ``"siss"``).
 
     :param name: instance name.
     :param kwargs: the constructor's arguments.
@@ -187,7 +188,9 @@ def apply_instance(name: str, kwargs: dict[str, Any]) -> dict[str, Any]:
     out = dict(kwargs)
     for key, val in inst.env_kwargs().items():
         mine = kwargs.get(key)
-        if key in _PRESET_DEFAULTED and mine is not None and mine != val:
+        if key == "scale_range" and mine is not None:
+            mine = tuple(mine)
+        if key in _FIXED and mine is not None and mine != val:
             raise ValueError(f"instance {name!r} fixes {key}={val!r}, but {key}={mine!r} was passed;"
                              f" drop {key} or drop instance")
         if key == "reward" and mine is not None:

@@ -51,7 +51,9 @@ class InstanceSetEnv(gym.Env[np.ndarray, np.ndarray]):
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         """Draw an instance (or take ``options["instance"]``) and reset it.
 
-        :param seed: seeds this env's ``np_random``; the drawn env is reset with a seed drawn from it.
+        :param seed: seeds this env's ``np_random`` (which draws the instance) and is passed to the
+            instance's env unchanged (seed s on instance n plays the same episode as ``instance=n``
+            with seed s); without a seed the instance's env gets one drawn from ``np_random``.
         :param options: ``{"instance": NAME}`` to choose the instance.
         """
         super().reset(seed=seed)
@@ -61,7 +63,9 @@ class InstanceSetEnv(gym.Env[np.ndarray, np.ndarray]):
         elif name not in self.names:
             raise ValueError(f"instance {name!r} is not in this env's instances {self.names}")
         self.current = self._env(name)
-        sub_seed = int(self.np_random.integers(0, 2**31 - 1))
+        # pairing: an explicit seed s reaches the instance's env unchanged, so seed s on instance n is
+        # the episode `instance=n` plays with seed s; without one, a seed drawn from np_random
+        sub_seed = seed if seed is not None else int(self.np_random.integers(0, 2**31 - 1))
         return self.current.reset(seed=sub_seed)
 
     def step(self, action):

@@ -1,43 +1,69 @@
-"""Saving and resuming a running :class:`~unlearn_gym.envs.siss_env.SISSUnlearnEnv` (online runs)."""
+"""Saving and resuming a running :class:`~unlearn_gym.envs.siss_env.SISSUnlearnEnv` (online runs).
+
+A save holds the env's whole :class:`~unlearn_gym.envs.state.RunState` (θ, optimizer, generator,
+counters, λ_prev, state quantities, retain EMA, shaping potential φ), its ``np_random`` state and
+the settings a resumed run must share (:meth:`~unlearn_gym.envs.settings.EnvSettings.resume_keys`).
+"""
 
 from __future__ import annotations
 
 import ast
+import dataclasses
 import os
+from typing import Any
 
 import numpy as np
 
 from unlearn_gym.checkpoints import load_checkpoint, save_checkpoint
+from unlearn_gym.envs.encoding import STATE_KEYS
+from unlearn_gym.envs.settings import EnvSettings
 
-# constructor arguments that must agree for `load` to accept a saved online run
-RUN_KEYS = ("preset", "task", "horizon", "lr", "rule", "scale", "batch_size", "lambda_min", "lambda_max",
-            "action", "scale_range", "state", "reward", "beta", "s", "pairing", "x_from", "max_grad_norm",
-            "weight_decay", "probe_size", "data_ratio", "data_seed", "max_train_digits", "model")
-#: values of run keys added after files were first written (an older file holds a DDPM run)
-RUN_KEY_DEFAULTS = {"model": "ddpm"}
+#: payload layout: 2 = the whole RunState (1, before it, lacked φ and compared fewer settings)
+LAYOUT = 2
+
+
+def _defaults() -> dict[str, Any]:
+    """Each resume key's default (what a file written before the key existed ran with)."""
+    out = {}
+    for f in dataclasses.fields(EnvSettings):
+        if f.default is not dataclasses.MISSING:
+            out[f.name] = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            out[f.name] = f.default_factory()
+    out["model"] = "ddpm"
+    out["outcome_config"] = dataclasses.asdict(out["outcome_config"])
+    return out
+
+
+def _state_v1(ck: dict[str, Any]) -> dict[str, Any]:
+    """A format-1 payload as a :meth:`RunState.state_dict` (φ was not saved: an unshaped run's 0)."""
+    cnt = ck["counters"]
+    return {"model": ck["model"], "optimizer": ck["optimizer"], "generator": ck["torch_generator"],
+            "quantities": dict(zip(STATE_KEYS, cnt["last"])), "retain_ema": cnt["retain_ema"], "phi": 0.0,
+            "lam_prev": cnt["lam_prev"], "t": cnt["t"], "global_step": cnt["global_step"],
+            "needs_restore": cnt["needs_restore"], "seeded": True,
+            "done": False}
 
 
 class CheckpointMixin:
-    """``save`` / ``load`` of the env's full state (θ, optimizer, RNGs, counters)."""
+    """``save`` / ``load`` of the env's full state (its :class:`RunState` and ``np_random``)."""
+
+    def _resume_config(self) -> dict[str, Any]:
+        d = self.settings.to_dict()
+        return {k: d[k] for k in EnvSettings.resume_keys()}
 
     def save(self, path: str | os.PathLike) -> None:
-        """Checkpoint the running env (θ, optimizer, RNGs, counters) atomically.
+        """Checkpoint the running env atomically.
 
         :param path: destination ``.pt`` file (a ``.json`` sidecar is written beside it).
         """
-        if not self._seeded:
+        if not self.state.seeded:
             raise RuntimeError("nothing to save: call reset() first")
-        payload = {
-            "config": {k: self.config[k] for k in RUN_KEYS},
-            "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-            "torch_generator": self._gen.get_state(),
-            "np_random": repr(self.np_random.bit_generator.state),
-            "counters": {"t": self._t, "global_step": self.global_step, "lam_prev": self._lam_prev,
-                         "needs_restore": self._needs_restore, "last": list(self._last),
-                         "retain_ema": self._retain_ema},
-        }
-        save_checkpoint(path, "env-state", self.config["preset"], payload,
-                        {"env": "SISSUnlearnEnv", "config": self.config, "global_step": self.global_step})
+        # the state's fields at the top level: "model" is where every model loader looks
+        payload = {"layout": LAYOUT, "config": self._resume_config(), **self.state.state_dict(),
+                   "np_random": repr(self.np_random.bit_generator.state)}
+        save_checkpoint(path, "env-state", self.settings.preset.name, payload,
+                        {"env": "SISSUnlearnEnv", "config": self.config, "global_step": self.state.global_step})
 
     def load(self, path: str | os.PathLike) -> None:
         """Restore a checkpoint written by :meth:`save` into this (identically configured) env.
@@ -45,20 +71,16 @@ class CheckpointMixin:
         :param path: the ``.pt`` file.
         :raises ValueError: when the saved run was made with different settings.
         """
-        ck = load_checkpoint(path, "env-state", self.config["preset"])
-        mine = {k: self.config[k] for k in RUN_KEYS}
-        saved = {k: ck["config"].get(k, RUN_KEY_DEFAULTS.get(k)) for k in RUN_KEYS}
+        ck = load_checkpoint(path, "env-state", self.settings.preset.name)
+        mine = self._resume_config()
+        defaults = _defaults()
+        saved = {k: ck["config"].get(k, defaults.get(k)) for k in mine}
+        if "scale_range" in saved and saved["scale_range"] is not None:
+            saved["scale_range"] = tuple(saved["scale_range"])
         if saved != mine:
-            diff = {k: (saved[k], mine[k]) for k in RUN_KEYS if saved[k] != mine[k]}
+            diff = {k: (saved[k], mine[k]) for k in mine if saved[k] != mine[k]}
             raise ValueError(f"{path} was saved with other settings (saved, this env): {diff}")
-        self.model.load_state_dict(ck["model"])
-        self.optimizer.load_state_dict(ck["optimizer"])
-        self._gen.set_state(ck["torch_generator"])
+        self.state.load_state_dict(ck if ck.get("layout", 1) >= 2 else _state_v1(ck))
         if self._np_random is None:
             self._np_random = np.random.default_rng()
         self.np_random.bit_generator.state = ast.literal_eval(ck["np_random"])
-        cnt = ck["counters"]
-        self._t, self.global_step, self._lam_prev = int(cnt["t"]), int(cnt["global_step"]), float(cnt["lam_prev"])
-        self._needs_restore, self._last = bool(cnt["needs_restore"]), tuple(float(v) for v in cnt["last"])
-        self._retain_ema = float(cnt["retain_ema"])
-        self._seeded = True

@@ -11,23 +11,21 @@ import torch
 from gymnasium import spaces
 
 from unlearn_gym.data import build_contaminated_mnist, task_split
-from unlearn_gym.device import resolve_device
 from unlearn_gym.diffusion.one_step import sample_images
-from unlearn_gym.envs.encoding import decode_action, encode_observation, observation_bounds
-from unlearn_gym.envs.estimators import Probe, exact_state, initial_state, reference_retain_loss
-from unlearn_gym.envs.outcome import OutcomeConfig, OutcomeScorer
+from unlearn_gym.envs.encoding import decode_action, encode_observation, observation_bounds, observation_table
+from unlearn_gym.envs.estimators import Probe, exact_state, initial_state, reference_retain_loss, update_state
+from unlearn_gym.envs.instances import instance_info
+from unlearn_gym.envs.outcome import OutcomeScorer
 from unlearn_gym.envs.persistence import CheckpointMixin
-from unlearn_gym.envs.validation import check_env_arguments
+from unlearn_gym.envs.settings import EnvSettings, resolve_env_settings
+from unlearn_gym.envs.state import Origin, RunState
 from unlearn_gym.imaging import image_grid
-from unlearn_gym.objectives import MODEL_FAMILIES, PairSampler, apply_update, check_rule, family_noise, objectives_for
-from unlearn_gym.presets import get_preset
+from unlearn_gym.objectives import PairSampler, family_noise, siss_step
 from unlearn_gym.pretrained import load_classifier, load_pretrained
+from unlearn_gym.rng import seeded_global_rng
 
-MODES = ("episodic", "online")
-STATES = ("update", "exact")
-REWARDS = ("siss", "probe", "outcome")
-ACTIONS = ("lambda", "lambda+scale")
-
+#: the paper's smoothness weight β (``info["paper_reward"]`` uses it under ``reward="outcome"``)
+PAPER_BETA = 0.1
 
 
 class SISSUnlearnEnv(CheckpointMixin, gym.Env[np.ndarray, np.ndarray]):
@@ -55,14 +53,7 @@ class SISSUnlearnEnv(CheckpointMixin, gym.Env[np.ndarray, np.ndarray]):
 
     `Box(low, high, (6,), float32)`:
 
-    | index | observation | range |
-    |---|---|---|
-    | 0 | log10 L_r, retain-loss estimate | [-10, 10] |
-    | 1 | log10 L_f, forget-loss estimate | [-10, 10] |
-    | 2 | log10 ‖g_r‖, retain gradient norm | [-10, 10] |
-    | 3 | log10 ‖g_f‖, forget gradient norm | [-10, 10] |
-    | 4 | λ_prev, the previous λ (0.5 after a reset) | [0, 1] |
-    | 5 | t/T, progress through the episode | [0, 1] |
+    {observation_table}
 
     Logs are clipped to the range; non-finite values (divergence only) map to its ends, so an
     observation is never NaN. `state="update"` (default) takes L_r, L_f and the norms from the
@@ -84,7 +75,9 @@ class SISSUnlearnEnv(CheckpointMixin, gym.Env[np.ndarray, np.ndarray]):
     The loss term is clipped to ±`reward_clip` (10; a non-finite loss counts as +10).
 
     `reward="outcome"` (the benchmark's target, not in the paper): 0 at every step and, at the
-    episode's end (truncation or termination), the **outcome score** in [-1, 1] (forgetting that
+    episode's end (truncation or termination), the **outcome score** in [-1, 1]. β defaults to 0
+    here, so the return equals the outcome score unless a smoothness penalty (`beta > 0`) or
+    shaping is asked for (forgetting that
     counts only while the retain side stays within a tolerance; see
     `unlearn_gym.envs.outcome`). Optional potential-based shaping (`shaping=k > 0`, Ng et al. 1999):
     `F_t = Φ(θ_{t+1}) - Φ(θ_t)` with `Φ(θ) = -k L_SISS(θ; λ=0.5)` on the fixed probe batch and
@@ -93,7 +86,8 @@ class SISSUnlearnEnv(CheckpointMixin, gym.Env[np.ndarray, np.ndarray]):
 
     `info["reward_terms"]` holds `loss`, `outcome`, `shaping` and `smoothness` (zero where the
     reward mode does not use them); they sum to the reward. Whatever the reward,
-    `info["paper_reward"]` is the paper's step reward (the `reward="siss"` value), so the paper's
+    `info["paper_reward"]` is the paper's step reward (the `reward="siss"` value; with β = 0.1 under
+    `reward="outcome"`), so the paper's
     return can be reported beside any other; with
     `outcome=True` (default) the final step's `info["outcome"]` holds the outcome score (forget
     score, retain mean / worst confident accuracy, one-rate, the combined scalar, standard errors
@@ -106,6 +100,8 @@ class SISSUnlearnEnv(CheckpointMixin, gym.Env[np.ndarray, np.ndarray]):
     λ_prev = 0.5. Episodic resets restore them from memory (no disk reads).
 
     ## Episode End
+
+    Stepping after `terminated` or `truncated` raises `RuntimeError`: call `reset()` first.
 
     * Truncation: after `horizon` steps (default: the preset's; 100 for `tiny`, 50 for `micro`, or
       the instance's).
@@ -124,6 +120,11 @@ class SISSUnlearnEnv(CheckpointMixin, gym.Env[np.ndarray, np.ndarray]):
     checkpoint a running online env; the resumed run continues exactly as an uninterrupted one.
 
     ## Arguments
+
+    Every argument is a field of :class:`~unlearn_gym.envs.settings.EnvSettings` (or of the run's
+    :class:`~unlearn_gym.settings.RunSettings`), where its default is decided and documented;
+    ``SISSUnlearnEnv(settings=...)`` takes a resolved object instead. ``env.unwrapped.settings`` is
+    the resolved object, ``env.unwrapped.config`` its plain-value dict.
 
     ```python
     import gymnasium as gym
@@ -177,215 +178,85 @@ class SISSUnlearnEnv(CheckpointMixin, gym.Env[np.ndarray, np.ndarray]):
     * v0: initial version; later additions that leave the default dynamics unchanged:
       `reward="outcome"`, `shaping`, `info["outcome"]`, `instance`/`instances`, the `data_ratio`
       0.5 model, strict argument checks, `model="cvae"` (and the `vae` instance set), `device`.
+      Contract fixes (the docs' promises kept): under `reward="outcome"` β defaults to 0 (the return
+      is the outcome; it was 0.1, a smoothness penalty at every step); stepping after the episode's
+      end raises instead of training on; an explicit value that conflicts with an instance's `task`,
+      `data_ratio` or `action` is refused; an online save keeps the shaping potential.
     """
 
     metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"], "render_fps": 4}
 
-    def __init__(
-        self,
-        preset: str = "tiny",
-        mode: str = "episodic",
-        task: str = "trousers",
-        horizon: int | None = None,
-        lr: float | None = None,
-        rule: str | None = None,
-        scale: float | None = None,
-        batch_size: int | None = None,
-        lambda_min: float = 0.05,
-        lambda_max: float = 0.95,
-        action: str = "lambda",
-        scale_range: tuple[float, float] | None = None,
-        state: str = "update",
-        reward: str | None = None,
-        beta: float = 0.1,
-        s: float = 0.0,
-        pairing: str = "drawn",
-        x_from: str = "retain",
-        max_grad_norm: float = 1.0,
-        weight_decay: float = 0.0,
-        divergence_factor: float = 10.0,
-        reward_clip: float = 10.0,
-        probe_size: int | None = None,
-        checkpoint: str | None = None,
-        data_ratio: float = 0.1,
-        data_seed: int = 0,
-        max_train_digits: int | None = None,
-        render_mode: str | None = None,
-        render_cols: int = 8,
-        render_steps: int = 10,
-        outcome: bool = True,
-        outcome_config: OutcomeConfig | dict[str, Any] | None = None,
-        shaping: float = 0.0,
-        instance: str | None = None,
-        model: str = "ddpm",
-        device: str | None = None,
-    ):
-        """Build the env (loads the preset's data and pretrained DDPM once; resets are in memory).
+    def __init__(self, settings: EnvSettings | None = None, *, render_mode: str | None = None, **kwargs: Any):
+        """Build the env (loads the preset's data and pretrained model once; resets are in memory).
 
-        :param preset: ``"tiny"`` or ``"micro"`` (or any preset with a ``checkpoint``).
-        :param mode: ``"episodic"`` or ``"online"``.
-        :param task: ``"trousers"`` or ``"erase-<digit>"``.
-        :param horizon: steps per episode / online window (default: the preset's).
-        :param lr: AdamW learning rate (default: the preset's ``unlearn_lr``).
-        :param rule: update rule ``rescale``/``ratio``/``scale``/``clip`` (default: the preset's).
-        :param scale: the rule's constant (default: the preset's ``unlearn_scale``).
-        :param batch_size: pairs per step, B (default: the preset's ``unlearn_batch``).
-        :param lambda_min: λ for action -1.
-        :param lambda_max: λ for action +1.
-        :param action: ``"lambda"`` or ``"lambda+scale"``.
-        :param scale_range: ``(lo, hi)`` of the second action component (default scale/10, 10·scale).
-        :param state: ``"update"`` or ``"exact"``.
-        :param reward: ``"siss"`` (default; an instance's own default otherwise), ``"probe"`` or
-            ``"outcome"``.
-        :param beta: weight of the smoothness penalty β (λ_t - λ_{t-1})².
-        :param s: forget scale s >= 0 of the reward's loss value.
-        :param pairing: ``"drawn"`` or ``"same-label"``.
-        :param x_from: ``"retain"`` or ``"full"``.
-        :param max_grad_norm: total gradient-norm clip of each update.
-        :param weight_decay: AdamW weight decay.
-        :param divergence_factor: retain-loss multiple that counts as divergence.
-        :param reward_clip: bound on the reward's loss term.
-        :param probe_size: pairs in the probe batch (default B).
-        :param checkpoint: DDPM weights to start from instead of the shipped ones.
-        :param data_ratio: trousers per real "1" of the dataset build.
-        :param data_seed: seed of the dataset build.
-        :param max_train_digits: optional cap on training digits of the dataset build.
+        :param settings: resolved settings (:func:`~unlearn_gym.envs.settings.resolve_env_settings`);
+            ``None``: resolve them from ``kwargs``.
         :param render_mode: ``None`` or ``"rgb_array"``.
-        :param render_cols: samples per label row of the rendered grid.
-        :param render_steps: DDIM steps of the rendered samples.
-        :param outcome: score the model at every episode end (``info["outcome"]``); needed by
-            ``reward="outcome"``.
-        :param outcome_config: an :class:`~unlearn_gym.envs.outcome.OutcomeConfig` (or its fields
-            as a dict): sample counts, DDIM steps, noise seed, tolerance.
-        :param shaping: ``reward="outcome"`` only: weight k of the potential-based shaping
-            ``Φ(θ) = -k L_SISS(θ; 0.5)`` on the fixed probe batch (0 = terminal reward only).
-        :param instance: a named benchmark instance (see :mod:`unlearn_gym.envs.instances`); it fixes
-            preset, task, data_ratio, action and the hyperparameters it names.
-        :param model: model family: ``"ddpm"`` or ``"cvae"`` (the class-conditional VAE).
-        :param device: where the model and its data live: ``"cpu"`` (default), ``"cuda"``, ``"cuda:N"``
-            or ``"auto"``. Random numbers are drawn on the CPU from the env's generator on any device,
-            and scoring (outcome, render) runs on the CPU (:mod:`unlearn_gym.device`).
+        :param kwargs: the arguments of :func:`~unlearn_gym.envs.settings.resolve_env_settings`
+            (``preset``, ``task``, ``model``, ``instance`` and any field of
+            :class:`~unlearn_gym.envs.settings.EnvSettings`, see "Arguments").
         """
-        if instance is not None:
-            from unlearn_gym.envs.instances import apply_instance
-
-            kw = apply_instance(instance, dict(
-                preset=preset, task=task, horizon=horizon, lr=lr, rule=rule, scale=scale,
-                batch_size=batch_size, action=action, scale_range=scale_range, data_ratio=data_ratio,
-                reward=reward, model=model))
-            preset, task, horizon, lr = kw["preset"], kw["task"], kw["horizon"], kw["lr"]
-            rule, scale, batch_size, action = kw["rule"], kw["scale"], kw["batch_size"], kw["action"]
-            scale_range, data_ratio, reward, model = kw["scale_range"], kw["data_ratio"], kw["reward"], kw["model"]
-        reward = "siss" if reward is None else reward
-        check_env_arguments(
-            horizon=horizon, batch_size=batch_size, probe_size=probe_size, beta=beta, s=s,
-            reward_clip=reward_clip, divergence_factor=divergence_factor, max_grad_norm=max_grad_norm,
-            lr=lr, weight_decay=weight_decay, render_cols=render_cols, render_steps=render_steps,
-            max_train_digits=max_train_digits,
-        )
-        if not (math.isfinite(shaping) and shaping >= 0):
-            raise ValueError(f"shaping must be a finite number >= 0, got {shaping!r}")
-        if reward == "outcome" and not outcome:
-            raise ValueError("reward='outcome' needs outcome=True (the terminal reward is the outcome score)")
-        if shaping and reward != "outcome":
-            raise ValueError(f"shaping applies to reward='outcome' only, got reward={reward!r}")
-        p = get_preset(preset)
-        for name, val, allowed in (("mode", mode, MODES), ("state", state, STATES),
-                                   ("reward", reward, REWARDS), ("action", action, ACTIONS)):
-            if val not in allowed:
-                raise ValueError(f"{name} must be one of {allowed}, got {val!r}")
+        if settings is None:
+            settings = resolve_env_settings(**kwargs)
+        elif kwargs:
+            raise ValueError(f"pass either settings or keyword arguments, not both (got {sorted(kwargs)})")
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
-        if not 0.0 < lambda_min < lambda_max < 1.0:
-            raise ValueError(f"need 0 < lambda_min < lambda_max < 1, got {lambda_min}, {lambda_max}")
-        dev = resolve_device(device)
-        erase = task.startswith("erase-")
-        if model not in MODEL_FAMILIES:
-            raise ValueError(f"model must be one of {MODEL_FAMILIES}, got {model!r}")
-        if model == "cvae":  # the VAE's own defaults (measured: docs/vae.md)
-            from unlearn_gym.vae import cvae_config
-
-            vae_defaults = cvae_config(p)
-            lr = vae_defaults.unlearn_lr if lr is None else lr
-            if scale is None and rule in (None, p.unlearn_rule):
-                scale = vae_defaults.unlearn_scale
-        rule = p.unlearn_rule if rule is None else rule
-        if scale is None:  # class erasure needs a stronger forget push (calibrated, docs/headroom.md)
-            scale = p.erase_scale if erase and rule == p.unlearn_rule else p.unlearn_scale
-        if lr is None:
-            lr = p.erase_lr if erase else p.unlearn_lr
-        if batch_size is None:
-            batch_size = p.erase_batch if erase else p.unlearn_batch
-        scale = float(scale)
-        check_rule(rule, scale)
-        if rule == "erasediff":
-            raise ValueError("the erasediff rule belongs to EraseDiff terms, not to SISS")
-        if action == "lambda+scale":
-            scale_range = (scale / 10.0, scale * 10.0) if scale_range is None else scale_range
-            if not 0.0 < float(scale_range[0]) <= float(scale_range[1]) < math.inf:
-                raise ValueError(f"scale_range must satisfy 0 < lo <= hi < inf, got {scale_range}")
-            scale_range = (float(scale_range[0]), float(scale_range[1]))
-        self.config: dict[str, Any] = dict(
-            preset=p.name, mode=mode, task=task, horizon=int(horizon or p.horizon),
-            lr=float(lr), rule=rule, scale=scale,
-            batch_size=int(batch_size or p.unlearn_batch), lambda_min=float(lambda_min),
-            lambda_max=float(lambda_max), action=action, scale_range=scale_range, state=state,
-            reward=reward, beta=float(beta), s=float(s), pairing=pairing, x_from=x_from,
-            max_grad_norm=float(max_grad_norm), weight_decay=float(weight_decay),
-            divergence_factor=float(divergence_factor), reward_clip=float(reward_clip),
-            probe_size=int(probe_size or batch_size or p.unlearn_batch), checkpoint=checkpoint,
-            data_ratio=float(data_ratio), data_seed=int(data_seed), max_train_digits=max_train_digits,
-            shaping=float(shaping), instance=instance, model=model, device=str(dev),
-        )
-        c = self.config
-        self.horizon = c["horizon"]
+        self.settings = c = settings
+        self.horizon = c.horizon
         self.render_mode = render_mode
-        self.render_cols, self.render_steps = int(render_cols), int(render_steps)
-        self.action_space = spaces.Box(-1.0, 1.0, (2 if action == "lambda+scale" else 1,), np.float32)
+        self.action_space = spaces.Box(-1.0, 1.0, (2 if c.action == "lambda+scale" else 1,), np.float32)
         low, high = observation_bounds()
         self.observation_space = spaces.Box(low, high, dtype=np.float32)
-
-        data = build_contaminated_mnist(p.name, ratio=c["data_ratio"], seed=c["data_seed"],
-                                        max_train_digits=max_train_digits)
-        self.sampler = PairSampler(*task_split(data, task), batch_size=c["batch_size"],
-                                   pairing=pairing, x_from=x_from, device=dev)
-        self.schedule = family_noise(model)  # the DDPM's schedule, or the VAE's fixed noise level
-        self._siss = objectives_for(self.schedule).siss
-        self.model = load_pretrained(p.name, checkpoint, ratio=c["data_ratio"], model=model, device=dev).train()
-        self._theta0 = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
-        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=c["lr"], weight_decay=c["weight_decay"])
-        # fixed, seed-independent quantities at θ_0 (constants, not episode randomness)
-        self.probe = Probe(self.sampler, self.schedule, c["probe_size"], p.resolution)
-        self._ref_retain = reference_retain_loss(self.model, self.schedule, self.sampler)
-        self._obs0 = initial_state(self.model, self.schedule, self.sampler, state, c["s"])
-        self._render_noise = torch.randn(10 * self.render_cols, 1, p.resolution, p.resolution,
-                                         generator=torch.Generator().manual_seed(0))
-        self.scorer: OutcomeScorer | None = None
-        if outcome:
-            cfg = outcome_config
-            if not isinstance(cfg, OutcomeConfig):
-                cfg = OutcomeConfig(**(cfg or {}))
-            self.scorer = OutcomeScorer(self.model, load_classifier(p.name), task, cfg)
-        self._phi0 = -c["shaping"] * self.probe.loss(self.model, 0.5, c["s"]) if c["shaping"] else 0.0
-        self._phi = self._phi0
-        self._gen = torch.Generator()
-        self._needs_restore, self._seeded = True, False
-        self._t, self.global_step, self._lam_prev = 0, 0, 0.5
-        self._last, self._retain_ema = self._obs0, self._ref_retain
+        dev = torch.device(c.device)
+        res = c.preset.resolution
+        with seeded_global_rng(0):  # nothing built here may move the caller's global RNG
+            data = build_contaminated_mnist(c.preset.name, ratio=c.data_ratio, seed=c.data_seed,
+                                            max_train_digits=c.max_train_digits)
+            self.sampler = PairSampler(*task_split(data, c.task), batch_size=c.batch_size,
+                                       pairing=c.pairing, x_from=c.x_from, device=dev)
+            self.schedule = family_noise(c.model)  # the DDPM's schedule, or the VAE's fixed noise level
+            model = load_pretrained(c.preset.name, c.checkpoint, ratio=c.data_ratio, model=c.model,
+                                    device=dev).train()
+            theta0 = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            optimizer = torch.optim.AdamW(model.parameters(), lr=c.lr, weight_decay=c.weight_decay)
+            # fixed, seed-independent quantities at θ_0 (constants, not episode randomness)
+            self.probe = Probe(self.sampler, self.schedule, c.probe_size, res)
+            phi0 = -c.shaping * self.probe.loss(model, 0.5, c.s) if c.shaping else 0.0
+            self.origin = Origin(theta0, initial_state(model, self.schedule, self.sampler, c.state, c.s),
+                                 reference_retain_loss(model, self.schedule, self.sampler), phi0)
+            self._render_noise = torch.randn(10 * c.render_cols, 1, res, res,
+                                             generator=torch.Generator().manual_seed(0))
+            self.scorer = (OutcomeScorer(model, load_classifier(c.preset.name), c.task, c.outcome_config)
+                           if c.outcome else None)
+        self.state = RunState(model, optimizer, torch.Generator())
+        self.state.restore(self.origin)
+        self.state.needs_restore = True
 
     # ----------------------------------------------------------------------------------------
-    def _restore(self) -> None:
-        with torch.no_grad():
-            for k, v in self.model.state_dict().items():
-                v.copy_(self._theta0[k])
-        self.optimizer.state.clear()
-        self._lam_prev, self._last, self._needs_restore = 0.5, self._obs0, False
-        self._retain_ema = self._ref_retain
-        self._phi = self._phi0
+    @property
+    def config(self) -> dict[str, Any]:
+        """The resolved settings as plain values (:meth:`EnvSettings.to_dict`)."""
+        return self.settings.to_dict()
+
+    @property
+    def model(self) -> torch.nn.Module:
+        """The model being unlearned (θ of the current run)."""
+        return self.state.model
+
+    @property
+    def optimizer(self) -> torch.optim.Optimizer:
+        """The run's AdamW optimizer."""
+        return self.state.optimizer
+
+    @property
+    def global_step(self) -> int:
+        """Steps since the run last started from θ_0."""
+        return self.state.global_step
 
     def _obs(self) -> np.ndarray:
-        l_r, l_f, g_r, g_f = self._last
-        return encode_observation(l_r, l_f, g_r, g_f, self._lam_prev, self._t / self.horizon)
+        st = self.state
+        return encode_observation({**st.quantities, "lambda_prev": st.lam_prev, "progress": st.t / self.horizon})
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         """Start an episode (episodic: restore θ_0) or the next window of the run (online).
@@ -395,17 +266,18 @@ class SISSUnlearnEnv(CheckpointMixin, gym.Env[np.ndarray, np.ndarray]):
         :param options: unused.
         """
         super().reset(seed=seed)
-        restart = seed is not None or not self._seeded
+        st = self.state
+        restart = seed is not None or not st.seeded
         if restart:
-            self._gen.manual_seed(int(self.np_random.integers(0, 2**63 - 1)))
-            self._seeded, self.global_step = True, 0
-        restored = restart or self._needs_restore or self.config["mode"] == "episodic"
+            st.generator.manual_seed(int(self.np_random.integers(0, 2**63 - 1)))
+            st.seeded, st.global_step = True, 0
+        restored = restart or st.needs_restore or self.settings.mode == "episodic"
         if restored:
-            self._restore()
-        self._t = 0
-        info = {"step": 0, "global_step": self.global_step, "lambda": self._lam_prev,
+            st.restore(self.origin)
+        st.t, st.done = 0, False
+        info = {"step": 0, "global_step": st.global_step, "lambda": st.lam_prev,
                 "diverged": False, "restored": restored}
-        if self.config["instance"] is not None:
+        if self.settings.instance is not None:
             info["instance"] = self.instance_info()
         return self._obs(), info
 
@@ -414,54 +286,57 @@ class SISSUnlearnEnv(CheckpointMixin, gym.Env[np.ndarray, np.ndarray]):
 
         :param action: array in ``[-1, 1]^d`` (clipped; NaN raises ``ValueError``).
         """
-        if not self._seeded:
+        st, c = self.state, self.settings
+        if not st.seeded:
             raise RuntimeError("call reset() before step()")
-        c = self.config
-        lam, step_scale = decode_action(action, self.action_space.shape[0],
-                                        (c["lambda_min"], c["lambda_max"]), c["scale_range"])
-        scale = c["scale"] if step_scale is None else step_scale
-        terms = self._siss(self.model, self.schedule, self.sampler.sample(self._gen), lam,
-                           s=c["s"], generator=self._gen)
-        upd = apply_update(self.model, self.optimizer, terms, c["rule"], scale,
-                           max_grad_norm=c["max_grad_norm"])
-        self._t += 1
-        self.global_step += 1
+        if st.done:
+            raise RuntimeError("the episode has ended (terminated or truncated): call reset() before stepping"
+                               " again (in online mode a reset continues the run)")
+        lam, step_scale = decode_action(action, self.action_space.shape[0], (c.lambda_min, c.lambda_max),
+                                        c.scale_range)
+        scale = c.scale if step_scale is None else step_scale
+        upd = siss_step(st.model, st.optimizer, self.schedule, self.sampler.sample(st.generator), lam,
+                        rule=c.rule, scale=scale, s=c.s, generator=st.generator, max_grad_norm=c.max_grad_norm)
+        st.t += 1
+        st.global_step += 1
         info: dict[str, Any] = {"lambda": lam, "scale": scale, **upd.as_dict()}
         loss = upd.loss
-        if c["reward"] == "probe":
-            loss = self.probe.loss(self.model, lam, c["s"])
+        if c.reward == "probe":
+            loss = self.probe.loss(st.model, lam, c.s)
             info["probe_loss"] = loss
-        if c["state"] == "exact":
-            self._last = exact_state(self.model, self.schedule, self.sampler, self._gen)
-            info["exact_state"] = dict(zip(("L_r", "L_f", "grad_norm_r", "grad_norm_f"), self._last))
+        if c.state == "exact":
+            st.quantities = exact_state(st.model, self.schedule, self.sampler, st.generator)
+            info["exact_state"] = dict(st.quantities)
         else:
-            self._last = (upd.L_r, upd.L_f, upd.grad_norm_r, upd.grad_norm_f)
-        watched = (upd.loss, upd.L_r, upd.L_f, upd.total_grad_norm, loss, *self._last)
-        self._retain_ema = 0.9 * self._retain_ema + 0.1 * upd.L_r
+            st.quantities = update_state(upd.L_r, upd.L_f, upd.grad_norm_r, upd.grad_norm_f)
+        watched = (upd.loss, upd.L_r, upd.L_f, upd.total_grad_norm, loss, *st.quantities.values())
+        st.retain_ema = 0.9 * st.retain_ema + 0.1 * upd.L_r
         diverged = not all(math.isfinite(v) for v in watched) or (
-            self._retain_ema > c["divergence_factor"] * self._ref_retain
+            st.retain_ema > c.divergence_factor * self.origin.retain_loss
         )
-        truncated = self._t >= self.horizon and not diverged
-        smooth = -c["beta"] * (lam - self._lam_prev) ** 2
-        paper_loss_term = _clipped_loss_term(upd.loss, c["reward_clip"])  # the paper's, whatever the reward
-        loss_term = _clipped_loss_term(loss, c["reward_clip"]) if c["reward"] == "probe" else paper_loss_term
+        truncated = st.t >= self.horizon and not diverged
+        smooth = -c.beta * (lam - st.lam_prev) ** 2
+        paper_beta = PAPER_BETA if c.reward == "outcome" else c.beta  # the paper's reward, whatever this one is
+        paper_reward = _clipped_loss_term(upd.loss, c.reward_clip) - paper_beta * (lam - st.lam_prev) ** 2
+        loss_term = _clipped_loss_term(loss, c.reward_clip)
         outcome_term = shaping_term = 0.0
         if (diverged or truncated) and self.scorer is not None:
             info["outcome"] = self.score()
-        if c["reward"] == "outcome":
+        if c.reward == "outcome":
             loss_term = 0.0
             if diverged or truncated:
                 outcome_term = info["outcome"]["outcome"]
-            if c["shaping"]:
-                phi = 0.0 if (diverged or truncated) else -c["shaping"] * self.probe.loss(self.model, 0.5, c["s"])
-                shaping_term, self._phi = phi - self._phi, phi
+            if c.shaping:
+                phi = 0.0 if (diverged or truncated) else -c.shaping * self.probe.loss(st.model, 0.5, c.s)
+                shaping_term, st.phi = phi - st.phi, phi
         reward = loss_term + outcome_term + shaping_term + smooth
-        self._lam_prev = lam
-        self._needs_restore = self._needs_restore or diverged
+        st.lam_prev = lam
+        st.needs_restore = st.needs_restore or diverged
+        st.done = diverged or truncated
         info.update(reward_terms={"loss": loss_term, "outcome": outcome_term, "shaping": shaping_term,
                                   "smoothness": smooth},
-                    paper_reward=paper_loss_term + smooth, step=self._t, global_step=self.global_step,
-                    retain_ema=self._retain_ema, diverged=diverged)
+                    paper_reward=paper_reward, step=st.t, global_step=st.global_step,
+                    retain_ema=st.retain_ema, diverged=diverged)
         return self._obs(), float(reward), diverged, truncated, info
 
     def score(self) -> dict[str, Any]:
@@ -469,15 +344,14 @@ class SISSUnlearnEnv(CheckpointMixin, gym.Env[np.ndarray, np.ndarray]):
         if self.scorer is None:
             raise RuntimeError("this env was made with outcome=False")
         out = self.scorer.score(self.model)
-        if self.config["instance"] is not None:
+        if self.settings.instance is not None:
             out["instance"] = self.instance_info()
         return out
 
     def instance_info(self) -> dict[str, Any]:
         """Name, set, split and version of this env's benchmark instance (``{}`` without one)."""
-        from unlearn_gym.envs.instances import instance_info
 
-        return instance_info(self.config["instance"]) if self.config["instance"] else {}
+        return instance_info(self.settings.instance) if self.settings.instance else {}
 
     # ----------------------------------------------------------------------------------------
     def render(self) -> np.ndarray | None:
@@ -485,9 +359,14 @@ class SISSUnlearnEnv(CheckpointMixin, gym.Env[np.ndarray, np.ndarray]):
         if self.render_mode is None:
             gym.logger.warn("render() called without a render_mode; pass render_mode='rgb_array'")
             return None
-        labels = torch.arange(10).repeat_interleave(self.render_cols)
-        imgs = sample_images(self.model, self.schedule, labels, self._render_noise, steps=self.render_steps)
-        return image_grid(imgs, nrow=self.render_cols, scale=max(1, 32 // imgs.shape[-1]))
+        cols = self.settings.render_cols
+        labels = torch.arange(10).repeat_interleave(cols)
+        imgs = sample_images(self.model, self.schedule, labels, self._render_noise, steps=self.settings.render_steps)
+        return image_grid(imgs, nrow=cols, scale=max(1, 32 // imgs.shape[-1]))
+
+
+SISSUnlearnEnv.__doc__ = (SISSUnlearnEnv.__doc__ or "").replace(
+    "{observation_table}", observation_table().replace("\n", "\n    "))
 
 
 def _clipped_loss_term(loss: float, clip: float) -> float:

@@ -25,7 +25,6 @@ from unlearn_gym.methods.setup import UnlearnSetup
 from unlearn_gym.objectives import (
     GRAD_UNITS,
     apply_update,
-    check_rule,
     erasediff_terms,
     naive_deletion_terms,
     neggrad_terms,
@@ -66,27 +65,17 @@ def check_grad_units(units: Any) -> str | None:
 
 
 def resolve_rule(setup: UnlearnSetup, rule: str | None, scale: Any) -> tuple[str, float]:
-    """The SISS update rule and its constant, defaulting to the preset's.
+    """The SISS update rule and its constant; ``None`` is the run's (task- and family-aware)
+    default from :class:`~unlearn_gym.settings.RunSettings`, the env's default too.
 
-    :param setup: the run's setup (its preset, or for a VAE its VAE configuration, supplies the defaults).
-    :param rule: ``rescale``, ``ratio``, ``scale`` or ``clip`` (``None``: the preset's).
-    :param scale: the rule's constant (``None``: the preset's when the rule is too, else an error).
+    :param setup: the run's setup.
+    :param rule: ``rescale``, ``ratio``, ``scale`` or ``clip`` (``None``: the run's).
+    :param scale: the rule's constant (``None``: the run's when the rule is too, else an error).
     """
-    if rule is None:
-        rule = setup.preset.unlearn_rule
-        default = setup.preset.unlearn_scale
-        if setup.config.get("model") == "cvae":  # the VAE's own ρ
-            from unlearn_gym.vae import cvae_config
-
-            default = cvae_config(setup.preset).unlearn_scale
-        scale = default if scale is None else scale
-    if scale is None:
-        raise ValueError(f"rule={rule!r} needs its constant: pass scale=... (c for rescale/clip, ρ, s)")
-    scale = check_nonnegative(scale, "scale")
-    check_rule(rule, scale)
-    if rule == "erasediff":
-        raise ValueError("the erasediff rule belongs to the 'erasediff' method, not to SISS")
-    return rule, scale
+    if scale is not None:
+        scale = check_nonnegative(scale, "scale")
+    resolved = setup.settings.with_rule(rule, scale)
+    return resolved.rule, resolved.scale
 
 
 class _SISSRuleMethod(Method):

@@ -377,9 +377,9 @@ def check_env_kwargs(env_id: str, env_kwargs: Mapping[str, Any]) -> None:
         raise HyperparameterError(f"unknown env id {env_id!r} ({e})") from e
     if spec.entry_point != ENTRY_POINT:
         return
-    from unlearn_gym.envs.siss_env import SISSUnlearnEnv
+    from unlearn_gym.envs.settings import env_argument_names
 
-    known = [p for p in inspect.signature(SISSUnlearnEnv.__init__).parameters if p != "self"] + ["instances"]
+    known = [*env_argument_names(), "instances"]
     for k in env_kwargs:
         if k not in known:
             raise _unknown(f"env_kwargs.{k}", [f"env_kwargs.{p}" for p in known], f"the env arguments of {env_id}")

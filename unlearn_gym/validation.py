@@ -1,4 +1,4 @@
-"""Strict checks of :class:`~unlearn_gym.envs.siss_env.SISSUnlearnEnv` constructor arguments.
+"""Strict checks of run and env arguments (:mod:`unlearn_gym.settings`, the unlearning env).
 
 Every check raises ``ValueError`` naming the argument, its value and what is allowed.
 """
@@ -89,4 +89,4 @@ def check_env_arguments(**kwargs: Any) -> None:
             check_real(name, value)
         else:
             raise TypeError(f"check_env_arguments: no rule for {name!r}; add it to"
-                            " POSITIVE_INTEGERS or REAL_RULES in unlearn_gym/envs/validation.py")
+                            " POSITIVE_INTEGERS or REAL_RULES in unlearn_gym/validation.py")
