@@ -125,12 +125,16 @@ def run(a: argparse.Namespace) -> dict[str, Any]:
               "budgets": {f: r["budget"] for f, r in families.items()}
               | {f"constant:{i}": r["budget"] for i, r in per_instance.items()},
               "rows": rows,
-              "search_rows": {k: [{"number": t["number"], "params": t["params"], "value": t["value"], "rows": t["rows"]}
-                                  for t in r["trials"]] + [{"selection": c["number"], "rows": c["rows"]}
-                                                           for c in r["selection"]]
-                              for k, r in list(families.items()) + [(f"constant:{i}", r) for i, r in per_instance.items()]}}
+              "search_rows": {k: _search_rows(r) for k, r in
+                              [*families.items(), *((f"constant:{i}", r) for i, r in per_instance.items())]}}
     result["tables"] = tables(rows, test, list(pols) + ([ORACLE] if per_instance else []))
     return result
+
+
+def _search_rows(res: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every episode a search ran: its trials' rows, then the selection stage's."""
+    return ([{"number": t["number"], "params": t["params"], "value": t["value"], "rows": t["rows"]}
+             for t in res["trials"]] + [{"selection": c["number"], "rows": c["rows"]} for c in res["selection"]])
 
 
 def tables(rows: list[dict[str, Any]], instances: list[str], names: list[str]) -> dict[str, Any]:
@@ -139,7 +143,7 @@ def tables(rows: list[dict[str, Any]], instances: list[str], names: list[str]) -
                 if r["policy"] == name and (inst is None or r["instance"] == inst)}
 
     out: dict[str, Any] = {"policies": {}, "comparisons": {}}
-    for scope in instances + ["set"]:
+    for scope in [*instances, "set"]:
         inst = None if scope == "set" else scope
         out["policies"][scope] = {n: dict(zip(("mean", "ci"), ci95(list(by(n, inst).values())), strict=True))
                                   for n in names if by(n, inst)}

@@ -236,6 +236,27 @@ def _command(a: argparse.Namespace) -> str:
     return " ".join(shlex.quote(x) for x in ["unlearn-gym", *(sys.argv[1:] if argv is None else argv)])
 
 
+def cmd_tune(a: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from unlearn_gym.envs.instances import resolve_instances
+    from unlearn_gym.tuning import search, summary
+
+    instances = resolve_instances([a.instance]) if a.instance else resolve_instances(f"{a.set}:train")
+    env_kwargs = json.loads(a.env_kwargs) if a.env_kwargs else None
+    res = search(a.family, instances, a.seeds, a.trials, sampler_seed=a.sampler_seed, select_seeds=a.select_seeds,
+                 top_k=a.top_k, env_kwargs=env_kwargs, log=None if a.quiet else print)
+    b = res["budget"]
+    print(f"{a.family} on {', '.join(instances)}: {', '.join(f'{k} {v:+.3f}' for k, v in res['params'].items())}"
+          f" (mean outcome {res['value']:+.3f}; {b['search_episodes']} search + {b['selection_episodes']} selection"
+          f" episodes, {res['wall_s']:.0f} s)")
+    if a.out:
+        Path(a.out).write_text(json.dumps({"command": _command(a), **summary(res)}, indent=1) + "\n")
+        print(f"wrote {a.out}")
+    return 0
+
+
 #: The handler of every subcommand (their arguments: :mod:`unlearn_gym.cli_parser`).
 COMMANDS: dict[str, Handler] = {
     "pretrain": cmd_pretrain,
@@ -248,6 +269,7 @@ COMMANDS: dict[str, Handler] = {
     "unlearn": cmd_unlearn,
     "benchmark": cmd_benchmark,
     "train-agent": cmd_train_agent,
+    "tune": cmd_tune,
 }
 
 

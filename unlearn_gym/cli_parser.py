@@ -187,6 +187,27 @@ def _benchmark(sub: Any) -> argparse.ArgumentParser:
     return p
 
 
+def _tune(sub: Any) -> argparse.ArgumentParser:
+    """``unlearn-gym tune``: re-run the Optuna search of one tuned-baseline family."""
+    p = sub.add_parser("tune", help="search a tuned baseline (constant, open-loop schedule or feedback controller)"
+                       " on a set's train split with Optuna TPE (needs optuna: pip install unlearn-gym[tune])")
+    p.add_argument("--set", default="default", help="instance set; its train split is searched (default default)")
+    p.add_argument("--instance", help="search on this one instance instead (a per-instance oracle constant)")
+    p.add_argument("--family", choices=("constant", "schedule", "feedback"), default="constant")
+    p.add_argument("--trials", type=int, default=40, help="trials (default 40)")
+    p.add_argument("--seeds", type=int, nargs="+", default=[1000, 1001],
+                   help="search seeds, disjoint from evaluation seeds (default 1000 1001)")
+    p.add_argument("--select-seeds", type=int, nargs="*", default=[1100, 1101, 1102],
+                   help="fresh seeds the best --top-k trials are re-run on (default 1100 1101 1102;"
+                        " none: keep the best trial)")
+    p.add_argument("--top-k", type=int, default=3)
+    p.add_argument("--sampler-seed", type=int, default=0)
+    p.add_argument("--env-kwargs", default=None, metavar="JSON", help="env arguments of every episode")
+    p.add_argument("--out", help="write the search record (parameters, budget, every trial) as JSON here")
+    p.add_argument("--quiet", action="store_true", help="no per-trial lines")
+    return p
+
+
 #: Every subcommand but ``train-agent`` (whose arguments the agents' trainer defines), in help order.
 SUBCOMMANDS: dict[str, _Adder] = {
     "pretrain": _pretrain,
@@ -198,6 +219,7 @@ SUBCOMMANDS: dict[str, _Adder] = {
     "evaluate": _evaluate,
     "unlearn": _unlearn,
     "benchmark": _benchmark,
+    "tune": _tune,
 }
 
 

@@ -169,7 +169,8 @@ def make_policy(family: str, params: dict[str, float]) -> Policy:
         raise ValueError(f"unknown family {family!r}; known: {sorted(FAMILIES)}")
     unknown = set(params) - set(SPACES[family])
     if unknown:
-        raise ValueError(f"unknown parameter(s) {sorted(unknown)} of family {family!r}; known: {sorted(SPACES[family])}")
+        raise ValueError(f"unknown parameter(s) {sorted(unknown)} of family {family!r};"
+                         f" known: {sorted(SPACES[family])}")
     return FAMILIES[family](**{k: float(v) for k, v in params.items()})
 
 

@@ -37,16 +37,22 @@ class EpisodeRunner:
 
     :param env_kwargs: extra env arguments of every episode (e.g. a smaller ``outcome_config``).
     :param env_id: the registered id.
+    :param make_env: ``make_env(name) -> env`` instead of ``gym.make(env_id, instance=name,
+        **env_kwargs)`` (e.g. toy envs that are no registered instance, in tests).
     """
 
-    def __init__(self, env_kwargs: dict[str, Any] | None = None, env_id: str = ENV_ID) -> None:
+    def __init__(self, env_kwargs: dict[str, Any] | None = None, env_id: str = ENV_ID,
+                 make_env: Callable[[str], Any] | None = None) -> None:
         self.env_kwargs = dict(env_kwargs or {})
         self.env_id = env_id
+        self.make_env = make_env
         self._envs: dict[str, Any] = {}
         self.episodes = 0
 
     def env(self, instance: str) -> Any:
         """The cached env of ``instance``."""
+        if instance not in self._envs and self.make_env is not None:
+            self._envs[instance] = self.make_env(instance)
         if instance not in self._envs:
             import gymnasium as gym
 
