@@ -6,7 +6,7 @@ An :class:`Entry` is one way to get an unlearned model:
 * ``method``: a registered method of :mod:`unlearn_gym.methods` (static SISS, the reference
   baselines, adaptive-VI λ, SFD, the hybrid) run by :func:`unlearn_gym.methods.run`;
 * ``policy``: a λ policy that needs no training (:mod:`unlearn_gym.policies`) run through the env;
-* ``agent``: a Stable-Baselines3 agent trained by :func:`agents.train.train` in one of the paper's
+* ``agent``: a Stable-Baselines3 agent trained by :func:`unlearn_gym.rl.train.train` in one of the paper's
   protocols (``episodic``: train, then one run of the frozen policy; ``online``: one run that
   the agent learns during).
 

@@ -42,10 +42,10 @@ from typing import Any
 import torch
 from torch import nn
 
+from unlearn_gym.classifier import Classifier
 from unlearn_gym.data import CONTAMINATED_LABEL, NUM_LABELS
 from unlearn_gym.diffusion.one_step import sample_images
 from unlearn_gym.diffusion.schedule import NoiseSchedule
-from unlearn_gym.eval.classifier import Classifier
 from unlearn_gym.eval.rates import label_rates
 
 #: bumped whenever the definition of the score changes (2: retain side by confident accuracy)

@@ -21,11 +21,11 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from unlearn_gym.checkpoints import CheckpointError, load_checkpoint, read_sidecar, versions
+from unlearn_gym.classifier import Classifier
 from unlearn_gym.data import CONTAMINATED_LABEL, NUM_LABELS, ContaminatedMNIST, build_contaminated_mnist
 from unlearn_gym.diffusion.one_step import is_one_step
 from unlearn_gym.diffusion.samplers import ddim_sample
 from unlearn_gym.diffusion.schedule import NoiseSchedule
-from unlearn_gym.eval.classifier import Classifier
 from unlearn_gym.eval.report import EvalReport, clean_number
 from unlearn_gym.eval.summaries import (
     NO_SSIM,

@@ -11,8 +11,8 @@ from typing import Any
 
 import torch
 
+from unlearn_gym.classifier import Classifier
 from unlearn_gym.data import CONTAMINATED_LABEL, NUM_LABELS, TROUSER_CLASS, ContaminatedMNIST
-from unlearn_gym.eval.classifier import Classifier
 from unlearn_gym.eval.measures import frechet_distance, inception_score, kernel_distance, paired_ssim
 from unlearn_gym.eval.rates import LabelRates, label_rates, summarize_rates
 from unlearn_gym.eval.report import clean_number
