@@ -29,34 +29,8 @@ from typing import Any
 import numpy as np
 
 from unlearn_gym.envs.instances import INSTANCE_SETS, Instance, get_instance
-from unlearn_gym.policies import ConstantPolicy, CosineSchedule, LinearSchedule, Policy, StepSchedule, rollout
+from unlearn_gym.policies import baselines, rollout
 from unlearn_gym.stats import ci95
-
-
-def policies_for(action: str) -> dict[str, Policy]:
-    """The constants and schedules compared on an instance with this action space."""
-    if action == "lambda":
-        pols: dict[str, Policy] = {f"const λ-action {v:+.1f}": ConstantPolicy(v) for v in (-1.0, -0.5, 0.0, 0.5, 1.0)}
-        pols.update({
-            "λ decay (linear +1→-1)": LinearSchedule(1.0, -1.0),
-            "λ rise (linear -1→+1)": LinearSchedule(-1.0, 1.0),
-            "λ cosine +1→-1": CosineSchedule(1.0, -1.0),
-            "λ two-phase (+1 | -1)": StepSchedule(1.0, -1.0, 0.5),
-            "λ two-phase (-1 | +1)": StepSchedule(-1.0, 1.0, 0.5),
-        })
-        return pols
-    pols = {f"const scale {v:+.1f}": ConstantPolicy([0.0, v], dim=2) for v in (-1.0, -0.5, 0.0, 0.5, 1.0)}
-    pols.update({
-        "const λ -1, scale 0": ConstantPolicy([-1.0, 0.0], dim=2),
-        "const λ +1, scale 0": ConstantPolicy([1.0, 0.0], dim=2),
-        "scale decay (linear +1→-1)": LinearSchedule([0.0, 1.0], [0.0, -1.0], dim=2),
-        "scale rise (linear -1→+1)": LinearSchedule([0.0, -1.0], [0.0, 1.0], dim=2),
-        "scale cosine +1→-1": CosineSchedule([0.0, 1.0], [0.0, -1.0], dim=2),
-        "scale two-phase (+1 | -0.5)": StepSchedule([0.0, 1.0], [0.0, -0.5], 0.5, dim=2),
-        "λ decay, scale 0": LinearSchedule([1.0, 0.0], [-1.0, 0.0], dim=2),
-    })
-    return pols
-
 
 _ENVS: dict[str, Any] = {}
 
@@ -79,7 +53,7 @@ def _run(job: tuple[dict[str, Any], str, int, dict[str, Any]]) -> dict[str, Any]
         kw.update(env_kwargs)
         _ENVS[key] = gym.make("unlearn_gym:SISSUnlearnMicro-v0", **kw).unwrapped
     env = _ENVS[key]
-    pol = policies_for(env.config["action"])[policy_name]
+    pol = baselines(env.config["action"])[policy_name]
     t0 = time.perf_counter()
     r = rollout(env, pol, seed=seed)
     out = r["info"]["outcome"]
@@ -93,7 +67,7 @@ def analyse(rows: list[dict[str, Any]], action: str) -> dict[str, Any]:
     """Per-policy statistics and the headroom verdicts (a) and (b) of one instance."""
     from scipy.stats import spearmanr
 
-    names = list(policies_for(action))
+    names = list(baselines(action))
     by = {n: sorted((r for r in rows if r["policy"] == n), key=lambda r: r["seed"]) for n in names}
     stats = {}
     for n in names:
@@ -165,7 +139,7 @@ def main() -> None:
     for inst in instances:
         kw = {k: v for k, v in asdict(inst).items() if k not in ("name", "description")}
         kw["reward"] = "outcome"
-        for pol in policies_for(inst.action):
+        for pol in baselines(inst.action):
             jobs += [(kw, pol, s, env_kwargs) for s in range(a.seeds)]
     t0 = time.perf_counter()
     # group jobs by instance so each worker builds few envs
@@ -175,7 +149,7 @@ def main() -> None:
     report, md = {"wall_seconds": wall, "seeds": a.seeds, "instances": {}}, []
     k = 0
     for inst in instances:
-        n = len(policies_for(inst.action)) * a.seeds
+        n = len(baselines(inst.action)) * a.seeds
         inst_rows, k = rows[k:k + n], k + n
         res = analyse(inst_rows, inst.action)
         res["reference"] = inst_rows[0]["reference"]

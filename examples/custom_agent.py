@@ -3,6 +3,10 @@
     python examples/custom_agent.py                                 # 6,000 steps per env (~7 min on one core)
     UNLEARN_GYM_EXAMPLE_STEPS=60 python examples/custom_agent.py    # short budget (CI)
 
+It trains on one training instance and ends with ``unlearn_gym.evaluate_policy`` on the held-out
+test split (``default:test``): the policy's outcome against the default constant, the best constant
+and the best schedule, paired by seed.
+
 The paper's policy (METHOD.md §3): a Gaussian on a latent u, squashed by a sigmoid, so each action
 component is 2·sigmoid(u) - 1 in [-1, 1] (the env maps it affinely to [λ_min, λ_max] and to the
 forget scale). REINFORCE with a learned value baseline; the Jacobian of the squash does not depend on
@@ -20,7 +24,9 @@ import numpy as np
 import torch
 from torch import nn
 
-import unlearn_gym  # noqa: F401  (registers the env ids)
+import unlearn_gym  # registers the env ids
+
+STEPS = int(os.environ.get("UNLEARN_GYM_EXAMPLE_STEPS", 6000))
 
 
 @dataclass
@@ -31,8 +37,10 @@ class Settings:
     """Benchmark instance (its reward: the outcome score at the episode's end)."""
     num_envs: int = 2
     """Envs stepped together by the sync vector env."""
-    steps: int = int(os.environ.get("UNLEARN_GYM_EXAMPLE_STEPS", 6000))
+    steps: int = STEPS
     """Steps per env (UNLEARN_GYM_EXAMPLE_STEPS gives a short budget)."""
+    eval_seeds: int = 10 if STEPS >= 1000 else 1
+    """Seeds per test instance of the final evaluation (100, 101, ...: the shipped baseline rows' seeds)."""
     episodes_per_update: int = 4
     """Finished episodes per gradient update."""
     lr: float = 3e-4
@@ -91,18 +99,17 @@ def main(cfg: Settings) -> None:
             recent = np.mean(outcomes[-len(finished):])
             print(f"{len(outcomes)} episodes, mean outcome score of the last {len(finished)}: {recent:+.3f}")
             finished = []
-    # the final unlearning runs: θ_0, the deterministic policy (u = μ), one run per env
-    obs, _ = envs.reset(seed=1000)
-    done = np.zeros(cfg.num_envs, dtype=bool)
-    scores = [None] * cfg.num_envs
-    while not done.all():
-        with torch.no_grad():
-            action = policy.squash(policy.mu(torch.as_tensor(obs))).numpy()
-        obs, _, terminated, truncated, infos = envs.step(action)
-        for i in np.flatnonzero((terminated | truncated) & ~done):
-            scores[i], done[i] = float(infos["final_info"]["outcome"]["outcome"][i]), True
-    print(f"deterministic policy from θ_0 (seeds 1000..{999 + cfg.num_envs}): outcome scores {np.round(scores, 3)}")
     envs.close()
+
+    # judged where it did not train: the held-out test instances, from θ_0, the deterministic policy
+    # (u = μ), against the default constant, the best constant and the best schedule on the same seeds
+    def deterministic(obs: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return policy.squash(policy.mu(torch.as_tensor(obs, dtype=torch.float32))).numpy()
+
+    result = unlearn_gym.evaluate_policy(deterministic, "default:test", seeds=cfg.eval_seeds, name="REINFORCE")
+    print(f"deterministic policy from θ_0 on default:test, seeds {result.seeds[0]}-{result.seeds[-1]} per instance:")
+    print(result.to_markdown())
 
 
 def update(policy: SquashedGaussian, value: nn.Module, opt: torch.optim.Optimizer, episodes: list, cfg: Settings):

@@ -212,6 +212,28 @@ def cmd_benchmark(a: argparse.Namespace) -> int:
     return 1 if n_fail else 0
 
 
+def cmd_evaluate_policy(a: argparse.Namespace) -> int:
+    import json
+
+    from unlearn_gym.baseline_rows import SELECTION_SEEDS
+    from unlearn_gym.envs.instances import INSTANCE_SETS
+    from unlearn_gym.policy_eval import evaluate_policy, load_object
+
+    spec = a.instances  # SET[:SPLIT], or instance names a,b
+    instances = spec if ":" in spec or spec in INSTANCE_SETS else [n.strip() for n in spec.split(",") if n.strip()]
+    env_kwargs = json.loads(a.env_kwargs) if a.env_kwargs else None
+    if env_kwargs is not None and not isinstance(env_kwargs, dict):
+        raise ValueError(f"--env-kwargs must be a JSON object, got {a.env_kwargs!r}")
+    result = evaluate_policy(load_object(a.policy), instances, range(a.seed0, a.seed0 + a.seeds), name=a.name,
+                             env_kwargs=env_kwargs, selection_seeds=a.selection_seeds or SELECTION_SEEDS,
+                             cache_dir=a.cache_dir, progress=not a.quiet)
+    print(result.to_markdown())
+    if a.out:
+        paths = result.write(a.out)
+        print(f"wrote {', '.join(str(p) for p in paths.values())}")
+    return 0
+
+
 def cmd_instances(a: argparse.Namespace) -> int:
     from unlearn_gym.envs.instances import INSTANCE_SETS
 
@@ -268,6 +290,7 @@ COMMANDS: dict[str, Handler] = {
     "evaluate": cmd_evaluate,
     "unlearn": cmd_unlearn,
     "benchmark": cmd_benchmark,
+    "evaluate-policy": cmd_evaluate_policy,
     "train-agent": cmd_train_agent,
     "tune": cmd_tune,
 }

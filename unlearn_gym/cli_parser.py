@@ -187,6 +187,30 @@ def _benchmark(sub: Any) -> argparse.ArgumentParser:
     return p
 
 
+def _evaluate_policy(sub: Any) -> argparse.ArgumentParser:
+    """``unlearn-gym evaluate-policy``: a user policy against the baselines, paired by seed."""
+    p = sub.add_parser("evaluate-policy", help="evaluate your own policy on benchmark instances against the default"
+                       " constant, the best constant and the best schedule (paired by seed); prints a markdown table")
+    p.add_argument("policy", metavar="MODULE:OBJECT",
+                   help="the policy: MODULE is importable (mypkg.pols) or a .py path; a class is instantiated with no"
+                        " arguments, a function without required arguments is called as a factory (e.g. returning"
+                        " PPO.load(...)); anything else (Policy, callable obs -> action, SB3 model) is the policy")
+    p.add_argument("--instances", default="default:test",
+                   help="instance set SET[:SPLIT], or instance names a,b (default default:test)")
+    p.add_argument("--seeds", type=int, default=10, help="number of evaluation seeds (default 10)")
+    p.add_argument("--seed0", type=int, default=100,
+                   help="first evaluation seed (default 100: the seeds of the shipped baseline rows)")
+    p.add_argument("--selection-seeds", type=int, nargs="+", default=None,
+                   help="seeds the best constant / best schedule are chosen on (default 0 1 2 3 4: docs/headroom)")
+    p.add_argument("--env-kwargs", default=None, metavar="JSON",
+                   help="env arguments of every episode, the baselines' included, e.g. '{\"device\": \"cuda\"}'")
+    p.add_argument("--name", help="display name of the policy (default: its function or type name)")
+    p.add_argument("--cache-dir", help="where computed baseline rows are cached (default $UNLEARN_GYM_HOME/baselines)")
+    p.add_argument("--out", help="also write evaluation.md, evaluation.json and evaluation.png here")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    return p
+
+
 def _tune(sub: Any) -> argparse.ArgumentParser:
     """``unlearn-gym tune``: re-run the Optuna search of one tuned-baseline family."""
     p = sub.add_parser("tune", help="search a tuned baseline (constant, open-loop schedule or feedback controller)"
@@ -219,6 +243,7 @@ SUBCOMMANDS: dict[str, _Adder] = {
     "evaluate": _evaluate,
     "unlearn": _unlearn,
     "benchmark": _benchmark,
+    "evaluate-policy": _evaluate_policy,
     "tune": _tune,
 }
 

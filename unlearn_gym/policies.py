@@ -1,4 +1,4 @@
-"""λ policies that need no training, and a rollout helper: what every RL agent must beat.
+"""λ policies that need no training, the baselines every RL agent must beat, and a rollout helper.
 
 A policy maps an observation of :class:`~unlearn_gym.envs.siss_env.SISSUnlearnEnv` to an action
 in ``[-1, 1]^d``. Schedules read the episode progress ``t/T`` from the observation (its last
@@ -24,9 +24,9 @@ from typing import Any
 
 import numpy as np
 
+from unlearn_gym.envs.encoding import PROGRESS_INDEX
+
 Values = float | Sequence[float]
-#: index of ``t/T`` in the observation
-PROGRESS_INDEX = 5
 
 
 def _vec(v: Values, dim: int) -> np.ndarray:
@@ -206,3 +206,58 @@ def rollout(env: Any, policy: Callable[[np.ndarray, int], np.ndarray], seed: int
     return {"return": float(sum(rewards)), "paper_return": float(sum(paper)), "steps": len(rewards),
             "rewards": rewards, "lambdas": lambdas, "scales": scales, "losses": losses,
             "terminated": bool(terminated), "info": info}
+
+
+#: the display name of the default constant (action 0: λ = 0.5 at the instance's ρ) per action space
+DEFAULT_CONSTANT = {"lambda": "const λ-action +0.0", "lambda+scale": "const scale +0.0"}
+
+
+def baselines(spec: str) -> dict[str, Policy]:
+    """The constants and schedules an agent must beat, by display name (``docs/headroom.md``).
+
+    ``benchmarks/headroom.py`` measures exactly these, and the committed rows in
+    ``docs/headroom/*.json`` and the shipped baseline rows are keyed by these names. For
+    ``"lambda"``: λ at five constant action values and five λ schedules. For ``"lambda+scale"``: the
+    forget scale ρ at five constant values (λ = 0.5), λ at both ends (ρ at the instance's value),
+    four ρ schedules and one λ schedule. Every policy with a name starting ``"const"`` is a
+    :class:`ConstantPolicy`; the rest are schedules. :data:`DEFAULT_CONSTANT` names action 0.
+
+    >>> sorted(baselines("default:test"))[:2]
+    ['const scale +0.0', 'const scale +0.5']
+
+    :param spec: an action space (``"lambda"``, ``"lambda+scale"``), an instance set or
+        ``"SET:SPLIT"`` (its instances must share one action space), or an instance name.
+    :returns: a new dict of new policy objects (name -> policy), constants first.
+    """
+    action = spec if spec in DEFAULT_CONSTANT else _action_of(spec)
+    if action == "lambda":
+        pols: dict[str, Policy] = {f"const λ-action {v:+.1f}": ConstantPolicy(v) for v in (-1.0, -0.5, 0.0, 0.5, 1.0)}
+        pols.update({
+            "λ decay (linear +1→-1)": LinearSchedule(1.0, -1.0),
+            "λ rise (linear -1→+1)": LinearSchedule(-1.0, 1.0),
+            "λ cosine +1→-1": CosineSchedule(1.0, -1.0),
+            "λ two-phase (+1 | -1)": StepSchedule(1.0, -1.0, 0.5),
+            "λ two-phase (-1 | +1)": StepSchedule(-1.0, 1.0, 0.5),
+        })
+        return pols
+    pols = {f"const scale {v:+.1f}": ConstantPolicy([0.0, v], dim=2) for v in (-1.0, -0.5, 0.0, 0.5, 1.0)}
+    pols.update({
+        "const λ -1, scale 0": ConstantPolicy([-1.0, 0.0], dim=2),
+        "const λ +1, scale 0": ConstantPolicy([1.0, 0.0], dim=2),
+        "scale decay (linear +1→-1)": LinearSchedule([0.0, 1.0], [0.0, -1.0], dim=2),
+        "scale rise (linear -1→+1)": LinearSchedule([0.0, -1.0], [0.0, 1.0], dim=2),
+        "scale cosine +1→-1": CosineSchedule([0.0, 1.0], [0.0, -1.0], dim=2),
+        "scale two-phase (+1 | -0.5)": StepSchedule([0.0, 1.0], [0.0, -0.5], 0.5, dim=2),
+        "λ decay, scale 0": LinearSchedule([1.0, 0.0], [-1.0, 0.0], dim=2),
+    })
+    return pols
+
+
+def _action_of(spec: str) -> str:
+    from unlearn_gym.envs.instances import INSTANCE_SETS, get_instance, resolve_instances
+
+    names = resolve_instances(spec) if spec.partition(":")[0] in INSTANCE_SETS else [get_instance(spec).name]
+    actions = {get_instance(n).action for n in names}
+    if len(actions) != 1:
+        raise ValueError(f"{spec!r} mixes action spaces {sorted(actions)}; ask for one action space at a time")
+    return actions.pop()
