@@ -140,3 +140,25 @@ def test_settings_object_builds_the_env():
     assert env.settings is s and isinstance(env.settings, EnvSettings) and env.config["horizon"] == 3
     with pytest.raises(ValueError, match="either settings or keyword"):
         SISSUnlearnEnv(settings=s, horizon=4)
+
+
+def test_unitless_observation_mode_passes_both_checkers():
+    from gymnasium.utils.env_checker import check_env
+    from stable_baselines3.common.env_checker import check_env as sb3_check_env
+
+    from unlearn_gym.envs.encoding import UNITLESS_FEATURES
+
+    env = gym.make(MICRO, instance="micro-heavy-scale-b8-h30", observation="unitless", outcome_config=SMALL).unwrapped
+    assert env.observation_space.shape == (len(UNITLESS_FEATURES),)
+    check_env(env, skip_render_check=True)
+    sb3_check_env(env, warn=False)
+    obs, _ = env.reset(seed=0)
+    assert np.allclose(obs[:4], 0.0)  # at θ_0 every ratio is 1
+    assert obs[PROGRESS_INDEX] == 0.0
+    obs, *_ = env.step(np.array([0.0, 1.0], np.float32))  # the largest forget scale: 10x the instance's
+    names = [f.name for f in UNITLESS_FEATURES]
+    assert obs[names.index("log10_scale_rel")] == pytest.approx(1.0)
+    assert -1.0 <= obs[names.index("grad_cosine")] <= 1.0
+    assert obs[names.index("log2_batch")] == pytest.approx(3.0)  # B = 8
+    with pytest.raises(ValueError, match="observation must be one of"):
+        resolve_env_settings("micro", observation="raw")

@@ -11,8 +11,10 @@ import numpy as np
 #: log10 values of the four positive state features are clipped to this range.
 LOG_CLIP = 10.0
 #: The raw per-step quantities the state features are computed from (an update's terms, or the
-#: exact state): retain and forget loss estimates and their gradient norms.
-STATE_KEYS = ("L_r", "L_f", "grad_norm_r", "grad_norm_f")
+#: exact state): retain and forget loss estimates, their gradient norms and the gradients' cosine.
+STATE_KEYS = ("L_r", "L_f", "grad_norm_r", "grad_norm_f", "grad_cosine")
+#: log10 ratios to θ_0's values (``observation="unitless"``) are clipped to this range.
+RATIO_CLIP = 5.0
 
 
 def safe_log10(v: float) -> float:
@@ -38,8 +40,7 @@ class Feature:
     :param description: what it is.
     :param low: lower bound of the observation box.
     :param high: upper bound.
-    :param encode: the value from the step's quantities (:data:`STATE_KEYS` plus ``lambda_prev``
-        and ``progress``).
+    :param encode: the value from the step's quantities (see :func:`encode_observation`).
     """
 
     name: str
@@ -66,10 +67,52 @@ FEATURES: tuple[Feature, ...] = (
             lambda q: _unit(q["lambda_prev"])),
     Feature("progress", "t/T", "progress through the episode", 0.0, 1.0, lambda q: _unit(q["progress"])),
 )
-#: Observation names, in order.
+
+def _ratio_feature(key: str, symbol: str, description: str) -> Feature:
+    def encode(q: Mapping[str, float]) -> float:
+        v, v0 = q[key], q[f"{key}_0"]
+        if v0 <= 0.0 or not math.isfinite(v0):
+            return 0.0
+        return max(-RATIO_CLIP, min(RATIO_CLIP, safe_log10(v) - safe_log10(v0)))
+
+    return Feature(f"ratio_{key}", f"log10 {symbol}/{symbol}(θ_0)", description, -RATIO_CLIP, RATIO_CLIP, encode)
+
+
+def _clip(v: float, lo: float, hi: float) -> float:
+    return lo if math.isnan(v) else min(hi, max(lo, v))
+
+
+#: ``observation="unitless"``: the paper's layout with each loss and norm as its log10 ratio to θ_0's
+#: value (so instances of any scale read alike), then the gradients' cosine, the forget scale used
+#: last (relative to the instance's constant), the remaining budget and instance features.
+#: Every table keeps ``t/T`` at :data:`PROGRESS_INDEX`.
+UNITLESS_FEATURES: tuple[Feature, ...] = (
+    _ratio_feature("L_r", "L_r", "retain loss relative to θ_0's"),
+    _ratio_feature("L_f", "L_f", "forget loss relative to θ_0's"),
+    _ratio_feature("grad_norm_r", "‖g_r‖", "retain gradient norm relative to θ_0's"),
+    _ratio_feature("grad_norm_f", "‖g_f‖", "forget gradient norm relative to θ_0's"),
+    FEATURES[4],
+    FEATURES[5],
+    Feature("grad_cosine", "cos(g_r, g_f)", "cosine between the retain and forget gradients", -1.0, 1.0,
+            lambda q: _clip(q["grad_cosine"], -1.0, 1.0)),
+    Feature("log10_scale_rel", "log10 ρ_prev/ρ", "the forget scale used last, relative to the instance's",
+            -3.0, 3.0, lambda q: _clip(safe_log10(q["scale_prev"] / q["scale"]), -3.0, 3.0)),
+    Feature("log10_steps_left", "log10 (1 + T - t)", "the remaining budget", 0.0, 4.0,
+            lambda q: _clip(math.log10(1.0 + q["horizon"] - q["t"]), 0.0, 4.0)),
+    Feature("log2_batch", "log2 B", "instance: pairs per step", 0.0, 12.0,
+            lambda q: _clip(math.log2(q["batch_size"]), 0.0, 12.0)),
+    Feature("log10_lr", "log10 lr", "instance: learning rate", -7.0, -1.0,
+            lambda q: _clip(math.log10(q["lr"]), -7.0, -1.0)),
+    Feature("data_ratio", "contamination", "instance: trousers per real 1 of the pretraining data", 0.0, 1.0,
+            lambda q: _clip(q["data_ratio"], 0.0, 1.0)),
+)
+#: The observation modes: ``observation=`` name -> feature table.
+FEATURE_TABLES: dict[str, tuple[Feature, ...]] = {"paper": FEATURES, "unitless": UNITLESS_FEATURES}
+#: Observation names, in order (the paper's mode).
 OBS_NAMES = tuple(f.name for f in FEATURES)
-#: Index of ``t/T`` (open-loop schedules read it).
+#: Index of ``t/T`` (open-loop schedules read it) in every table.
 PROGRESS_INDEX = OBS_NAMES.index("progress")
+assert all(t[PROGRESS_INDEX].name == "progress" for t in FEATURE_TABLES.values())
 
 
 def observation_bounds(features: tuple[Feature, ...] = FEATURES) -> tuple[np.ndarray, np.ndarray]:
@@ -84,7 +127,9 @@ def observation_bounds(features: tuple[Feature, ...] = FEATURES) -> tuple[np.nda
 def encode_observation(quantities: Mapping[str, float], features: tuple[Feature, ...] = FEATURES) -> np.ndarray:
     """The float32 observation: each feature of the table computed from ``quantities``.
 
-    :param quantities: :data:`STATE_KEYS` plus ``lambda_prev`` and ``progress``.
+    :param quantities: :data:`STATE_KEYS`, ``lambda_prev`` and ``progress``; the unitless table also
+        reads θ_0's values (``<key>_0``), ``scale_prev``, ``scale``, ``t``, ``horizon``, ``batch_size``,
+        ``lr`` and ``data_ratio``.
     :param features: the feature table.
     """
     return np.array([f.encode(quantities) for f in features], dtype=np.float32)

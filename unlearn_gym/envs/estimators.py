@@ -13,7 +13,7 @@ from torch import nn
 
 from unlearn_gym.diffusion.schedule import NoiseSchedule
 from unlearn_gym.envs.encoding import STATE_KEYS
-from unlearn_gym.objectives import PairSampler, SISSBatch, VAENoise, gradient_norms, objectives_for
+from unlearn_gym.objectives import PairSampler, SISSBatch, VAENoise, gradient_stats, objectives_for
 
 #: a family's noise object: the DDPM's schedule or the VAE's fixed level
 Noise = NoiseSchedule | VAENoise
@@ -44,9 +44,9 @@ def exact_state(
     a, y_a = sampler.sample_forget(generator)
     no_is = objectives_for(schedule).no_is
     terms = no_is(model, schedule, SISSBatch(x, y, a, y_a, 1.0, 1.0), generator=generator)
-    nx, na = gradient_norms(terms, _params(model))
+    nx, na, cos = gradient_stats(terms, _params(model))
     vals = torch.stack([terms.stats["L_x"], terms.stats["L_a"]]).tolist()
-    return dict(zip(STATE_KEYS, (vals[0], vals[1], nx, na)))
+    return update_state(vals[0], vals[1], nx, na, cos)
 
 
 def initial_state(
@@ -64,21 +64,25 @@ def initial_state(
     if state == "exact":
         return exact_state(model, schedule, sampler, gen)
     terms = objectives_for(schedule).siss(model, schedule, sampler.sample(gen), 0.5, s=s, generator=gen)
-    nx, na = gradient_norms(terms, _params(model))
+    nx, na, cos = gradient_stats(terms, _params(model))
     r, f = torch.stack([terms.retain.detach(), terms.forget.detach()]).tolist()
     return update_state(r / terms.retain_norm, f / terms.forget_norm, nx / terms.retain_norm,
-                        na / terms.forget_norm)
+                        na / terms.forget_norm, cos)
 
 
-def update_state(l_r: float, l_f: float, grad_norm_r: float, grad_norm_f: float) -> dict[str, float]:
+def update_state(
+    l_r: float, l_f: float, grad_norm_r: float, grad_norm_f: float, grad_cosine: float = 0.0
+) -> dict[str, float]:
     """The state quantities (:data:`STATE_KEYS`) of ``state="update"``: the terms of an update.
 
     :param l_r: retain-loss estimate.
     :param l_f: forget-loss estimate.
     :param grad_norm_r: retain gradient norm.
     :param grad_norm_f: forget gradient norm.
+    :param grad_cosine: cosine between the retain and forget gradients.
     """
-    return dict(zip(STATE_KEYS, (float(l_r), float(l_f), float(grad_norm_r), float(grad_norm_f))))
+    return dict(zip(STATE_KEYS, (float(l_r), float(l_f), float(grad_norm_r), float(grad_norm_f),
+                                 float(grad_cosine))))
 
 
 class Probe:

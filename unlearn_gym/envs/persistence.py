@@ -35,11 +35,13 @@ def _defaults() -> dict[str, Any]:
     return out
 
 
-def _state_v1(ck: dict[str, Any]) -> dict[str, Any]:
-    """A format-1 payload as a :meth:`RunState.state_dict` (φ was not saved: an unshaped run's 0)."""
+def _state_v1(ck: dict[str, Any], scale: float) -> dict[str, Any]:
+    """A format-1 payload as a :meth:`RunState.state_dict` (φ was not saved: an unshaped run's 0;
+    nor were the gradients' cosine and the last forget scale: 0 and the run's constant)."""
     cnt = ck["counters"]
     return {"model": ck["model"], "optimizer": ck["optimizer"], "generator": ck["torch_generator"],
-            "quantities": dict(zip(STATE_KEYS, cnt["last"])), "retain_ema": cnt["retain_ema"], "phi": 0.0,
+            "quantities": dict(zip(STATE_KEYS, [*cnt["last"], 0.0])), "scale_prev": scale,
+            "retain_ema": cnt["retain_ema"], "phi": 0.0,
             "lam_prev": cnt["lam_prev"], "t": cnt["t"], "global_step": cnt["global_step"],
             "needs_restore": cnt["needs_restore"], "seeded": True,
             "done": False}
@@ -80,7 +82,7 @@ class CheckpointMixin:
         if saved != mine:
             diff = {k: (saved[k], mine[k]) for k in mine if saved[k] != mine[k]}
             raise ValueError(f"{path} was saved with other settings (saved, this env): {diff}")
-        self.state.load_state_dict(ck if ck.get("layout", 1) >= 2 else _state_v1(ck))
+        self.state.load_state_dict(ck if ck.get("layout", 1) >= 2 else _state_v1(ck, self.settings.scale))
         if self._np_random is None:
             self._np_random = np.random.default_rng()
         self.np_random.bit_generator.state = ast.literal_eval(ck["np_random"])

@@ -22,6 +22,7 @@ MODES = ("episodic", "online")
 STATES = ("update", "exact")
 REWARDS = ("siss", "probe", "outcome")
 ACTIONS = ("lambda", "lambda+scale")
+OBSERVATIONS = ("paper", "unitless")
 
 #: marks a field a saved online run and the env it is loaded into need not share
 _FREE = {"resume": False}
@@ -40,6 +41,9 @@ class EnvSettings(RunSettings):
         ``(scale/10, 10·scale)``.
     :param state: ``"update"`` (observe the update's own terms, free) or ``"exact"`` (recompute them
         at θ_{t+1} on a fresh batch).
+    :param observation: ``"paper"`` (the paper's 6 features) or ``"unitless"`` (losses and norms as
+        ratios to θ_0's, the gradients' cosine, the last forget scale, the remaining budget and
+        instance features; :data:`~unlearn_gym.envs.encoding.UNITLESS_FEATURES`).
     :param reward: ``"siss"`` (the paper's), ``"probe"`` or ``"outcome"``; an instance's own reward
         by default, else ``"siss"``.
     :param beta: weight β of the smoothness penalty β (λ_t - λ_{t-1})². Default: 0.1 (the paper's)
@@ -62,6 +66,7 @@ class EnvSettings(RunSettings):
     action: str = "lambda"
     scale_range: tuple[float, float] | None = None
     state: str = "update"
+    observation: str = "paper"
     reward: str = "siss"
     beta: float | None = None
     s: float = 0.0
@@ -148,7 +153,8 @@ def resolve_env_settings(
 
 def _checked(c: EnvSettings) -> EnvSettings:
     """Cross-field checks and the defaults that depend on other fields."""
-    for name, allowed in (("mode", MODES), ("state", STATES), ("reward", REWARDS), ("action", ACTIONS)):
+    for name, allowed in (("mode", MODES), ("state", STATES), ("reward", REWARDS), ("action", ACTIONS),
+                          ("observation", OBSERVATIONS)):
         _choice(name, getattr(c, name), allowed)
     if not 0.0 < c.lambda_min < c.lambda_max < 1.0:
         raise ValueError(f"need 0 < lambda_min < lambda_max < 1, got {c.lambda_min}, {c.lambda_max}")

@@ -12,7 +12,13 @@ from gymnasium import spaces
 
 from unlearn_gym.data import build_contaminated_mnist, task_split
 from unlearn_gym.diffusion.one_step import sample_images
-from unlearn_gym.envs.encoding import decode_action, encode_observation, observation_bounds, observation_table
+from unlearn_gym.envs.encoding import (
+    FEATURE_TABLES,
+    decode_action,
+    encode_observation,
+    observation_bounds,
+    observation_table,
+)
 from unlearn_gym.envs.estimators import Probe, exact_state, initial_state, reference_retain_loss, update_state
 from unlearn_gym.envs.instances import instance_info
 from unlearn_gym.envs.outcome import OutcomeScorer
@@ -54,6 +60,14 @@ class SISSUnlearnEnv(CheckpointMixin, gym.Env[np.ndarray, np.ndarray]):
     `Box(low, high, (6,), float32)`:
 
     {observation_table}
+
+    `observation="unitless"` (an extension for controllers and for transfer across instances) keeps
+    that layout with each loss and norm as its log10 ratio to θ_0's value, and appends the cosine
+    between the two gradients, the forget scale used last, the remaining budget and instance
+    features (`Box(low, high, (12,), float32)`; the table is
+    `unlearn_gym.envs.encoding.UNITLESS_FEATURES`):
+
+    {unitless_table}
 
     Logs are clipped to the range; non-finite values (divergence only) map to its ends, so an
     observation is never NaN. `state="update"` (default) takes L_r, L_f and the norms from the
@@ -181,7 +195,8 @@ class SISSUnlearnEnv(CheckpointMixin, gym.Env[np.ndarray, np.ndarray]):
       Contract fixes (the docs' promises kept): under `reward="outcome"` β defaults to 0 (the return
       is the outcome; it was 0.1, a smoothness penalty at every step); stepping after the episode's
       end raises instead of training on; an explicit value that conflicts with an instance's `task`,
-      `data_ratio` or `action` is refused; an online save keeps the shaping potential.
+      `data_ratio` or `action` is refused; an online save keeps the shaping potential;
+      `observation="unitless"` (the default observation is unchanged); `info["grad_cosine"]`.
     """
 
     metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"], "render_fps": 4}
@@ -206,7 +221,8 @@ class SISSUnlearnEnv(CheckpointMixin, gym.Env[np.ndarray, np.ndarray]):
         self.horizon = c.horizon
         self.render_mode = render_mode
         self.action_space = spaces.Box(-1.0, 1.0, (2 if c.action == "lambda+scale" else 1,), np.float32)
-        low, high = observation_bounds()
+        self.features = FEATURE_TABLES[c.observation]
+        low, high = observation_bounds(self.features)
         self.observation_space = spaces.Box(low, high, dtype=np.float32)
         dev = torch.device(c.device)
         res = c.preset.resolution
@@ -224,7 +240,7 @@ class SISSUnlearnEnv(CheckpointMixin, gym.Env[np.ndarray, np.ndarray]):
             self.probe = Probe(self.sampler, self.schedule, c.probe_size, res)
             phi0 = -c.shaping * self.probe.loss(model, 0.5, c.s) if c.shaping else 0.0
             self.origin = Origin(theta0, initial_state(model, self.schedule, self.sampler, c.state, c.s),
-                                 reference_retain_loss(model, self.schedule, self.sampler), phi0)
+                                 reference_retain_loss(model, self.schedule, self.sampler), phi0, c.scale)
             self._render_noise = torch.randn(10 * c.render_cols, 1, res, res,
                                              generator=torch.Generator().manual_seed(0))
             self.scorer = (OutcomeScorer(model, load_classifier(c.preset.name), c.task, c.outcome_config)
@@ -255,8 +271,13 @@ class SISSUnlearnEnv(CheckpointMixin, gym.Env[np.ndarray, np.ndarray]):
         return self.state.global_step
 
     def _obs(self) -> np.ndarray:
-        st = self.state
-        return encode_observation({**st.quantities, "lambda_prev": st.lam_prev, "progress": st.t / self.horizon})
+        st, c = self.state, self.settings
+        q = {**st.quantities, "lambda_prev": st.lam_prev, "progress": st.t / self.horizon}
+        if c.observation != "paper":
+            q.update({f"{k}_0": v for k, v in self.origin.quantities.items()}, scale_prev=st.scale_prev,
+                     scale=c.scale, t=st.t, horizon=self.horizon, batch_size=c.batch_size, lr=c.lr,
+                     data_ratio=c.data_ratio)
+        return encode_observation(q, self.features)
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         """Start an episode (episodic: restore θ_0) or the next window of the run (online).
@@ -308,7 +329,7 @@ class SISSUnlearnEnv(CheckpointMixin, gym.Env[np.ndarray, np.ndarray]):
             st.quantities = exact_state(st.model, self.schedule, self.sampler, st.generator)
             info["exact_state"] = dict(st.quantities)
         else:
-            st.quantities = update_state(upd.L_r, upd.L_f, upd.grad_norm_r, upd.grad_norm_f)
+            st.quantities = update_state(upd.L_r, upd.L_f, upd.grad_norm_r, upd.grad_norm_f, upd.grad_cosine)
         watched = (upd.loss, upd.L_r, upd.L_f, upd.total_grad_norm, loss, *st.quantities.values())
         st.retain_ema = 0.9 * st.retain_ema + 0.1 * upd.L_r
         diverged = not all(math.isfinite(v) for v in watched) or (
@@ -330,7 +351,7 @@ class SISSUnlearnEnv(CheckpointMixin, gym.Env[np.ndarray, np.ndarray]):
                 phi = 0.0 if (diverged or truncated) else -c.shaping * self.probe.loss(st.model, 0.5, c.s)
                 shaping_term, st.phi = phi - st.phi, phi
         reward = loss_term + outcome_term + shaping_term + smooth
-        st.lam_prev = lam
+        st.lam_prev, st.scale_prev = lam, scale
         st.needs_restore = st.needs_restore or diverged
         st.done = diverged or truncated
         info.update(reward_terms={"loss": loss_term, "outcome": outcome_term, "shaping": shaping_term,
@@ -366,7 +387,8 @@ class SISSUnlearnEnv(CheckpointMixin, gym.Env[np.ndarray, np.ndarray]):
 
 
 SISSUnlearnEnv.__doc__ = (SISSUnlearnEnv.__doc__ or "").replace(
-    "{observation_table}", observation_table().replace("\n", "\n    "))
+    "{observation_table}", observation_table().replace("\n", "\n    ")).replace(
+    "{unitless_table}", observation_table(FEATURE_TABLES["unitless"]).replace("\n", "\n    "))
 
 
 def _clipped_loss_term(loss: float, clip: float) -> float:

@@ -25,12 +25,14 @@ class Origin:
     :param quantities: the state quantities (:data:`~unlearn_gym.envs.encoding.STATE_KEYS`) at θ_0.
     :param retain_loss: θ_0's retain loss on fixed samples (the divergence reference).
     :param phi: the shaping potential Φ(θ_0) (0 without shaping).
+    :param scale: the update rule's constant of the run (the forget scale before any action set one).
     """
 
     theta: dict[str, torch.Tensor]
     quantities: dict[str, float]
     retain_loss: float
     phi: float = 0.0
+    scale: float = 0.0
 
 
 @dataclass
@@ -44,6 +46,7 @@ class RunState:
     :param retain_ema: running mean of the retain-loss estimate (divergence check).
     :param phi: the shaping potential of the current θ.
     :param lam_prev: the previous λ.
+    :param scale_prev: the forget scale (the rule's constant) of the previous step.
     :param t: steps in the current episode (online: window).
     :param global_step: steps since the run started from θ_0.
     :param needs_restore: the next reset must restore θ_0 (a divergence happened).
@@ -58,6 +61,7 @@ class RunState:
     retain_ema: float = 0.0
     phi: float = 0.0
     lam_prev: float = 0.5
+    scale_prev: float = 0.0
     t: int = 0
     global_step: int = 0
     needs_restore: bool = True
@@ -75,9 +79,11 @@ class RunState:
         self.optimizer.state.clear()
         self.quantities = dict(origin.quantities)
         self.retain_ema, self.phi, self.lam_prev, self.needs_restore = origin.retain_loss, origin.phi, 0.5, False
+        self.scale_prev = origin.scale
 
     #: the plain-value fields (everything but model, optimizer and generator)
-    SCALARS = ("quantities", "retain_ema", "phi", "lam_prev", "t", "global_step", "needs_restore", "seeded", "done")
+    SCALARS = ("quantities", "retain_ema", "phi", "lam_prev", "scale_prev", "t", "global_step", "needs_restore",
+               "seeded", "done")
 
     def state_dict(self) -> dict[str, Any]:
         """The whole state (tensors and plain values) for :func:`torch.save`."""
@@ -103,7 +109,7 @@ class RunState:
         self.generator.set_state(state["generator"])
         self.quantities = {k: float(state["quantities"][k]) for k in STATE_KEYS}
         self.retain_ema, self.phi = float(state["retain_ema"]), float(state["phi"])
-        self.lam_prev = float(state["lam_prev"])
+        self.lam_prev, self.scale_prev = float(state["lam_prev"]), float(state["scale_prev"])
         self.t, self.global_step = int(state["t"]), int(state["global_step"])
         self.needs_restore, self.seeded, self.done = (bool(state["needs_restore"]), bool(state["seeded"]),
                                                       bool(state["done"]))

@@ -45,6 +45,7 @@ from unlearn_gym.objectives.update import (
     default_grad_units,
     forget_coefficient,
     gradient_norms,
+    gradient_stats,
     siss_step,
 )
 from unlearn_gym.objectives.vae import (
@@ -80,6 +81,7 @@ __all__ = [
     "forget_coefficient",
     "gaussian_kl",
     "gradient_norms",
+    "gradient_stats",
     "importance_log_weights",
     "importance_weights",
     "naive_deletion_terms",

@@ -124,6 +124,8 @@ class UpdateResult:
     :param grad_scale_x: factor applied to ``g_x`` before combining (``D/retain_norm`` in ``"sum"``
         units, 1 in ``"mean"``).
     :param grad_scale_a: factor applied to ``g_a`` (``D/forget_norm``, or 1).
+    :param grad_cosine: cosine between ``g_x`` and ``g_a`` (0 when either is zero): +1 when the
+        retain and forget terms pull θ the same way, so ascending the forget term fights the retain one.
     :param stats: the objective's diagnostics (``L_x``, ``L_a``, weight statistics, ...).
     """
 
@@ -142,6 +144,7 @@ class UpdateResult:
     clip_factor: float
     grad_scale_x: float = 1.0
     grad_scale_a: float = 1.0
+    grad_cosine: float = 0.0
     stats: dict[str, float] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, float]:
@@ -173,6 +176,25 @@ def compute_gradients(
     g_x = _grads(terms.retain, params, retain_graph=terms.forget is not None)
     g_a = _grads(terms.forget, params, retain_graph=False)
     return g_x, g_a
+
+
+def _dot(g_x: Sequence[torch.Tensor], g_a: Sequence[torch.Tensor]) -> torch.Tensor:
+    return sum((gx * ga).sum() for gx, ga in zip(g_x, g_a))
+
+
+def _cosine(dot: float, norm_x: float, norm_a: float) -> float:
+    return dot / (norm_x * norm_a) if norm_x > _EPS and norm_a > _EPS else 0.0
+
+
+def gradient_stats(terms: Terms, params: Sequence[torch.Tensor]) -> tuple[float, float, float]:
+    """``(||g_x||, ||g_a||, cos(g_x, g_a))`` of a :class:`Terms` without touching ``.grad`` or stepping.
+
+    :param terms: output of an objective.
+    :param params: the parameters to differentiate.
+    """
+    g_x, g_a = compute_gradients(terms, params)
+    nx, na, dot = torch.stack([_norm(g_x), _norm(g_a), _dot(g_x, g_a)]).tolist()
+    return nx, na, _cosine(dot, nx, na)
 
 
 def gradient_norms(terms: Terms, params: Sequence[torch.Tensor]) -> tuple[float, float]:
@@ -222,10 +244,9 @@ def apply_update(
     g_x, g_a = compute_gradients(terms, params)
     sign = float(terms.forget_sign)
     norm_x, norm_a = _norm(g_x), _norm(g_a)
-    dot = torch.zeros((), device=norm_x.device)
-    if rule == "erasediff":
-        dot = sign * sum((gx * ga).sum() for gx, ga in zip(g_x, g_a))
-    nx, na, dt = torch.stack([norm_x, norm_a, dot.to(norm_x.dtype)]).tolist()
+    raw_dot = _dot(g_x, g_a)  # <g_x, g_a>: the cosine observed by the env; EraseDiff's rule uses it
+    nx, na, rd = torch.stack([norm_x, norm_a, raw_dot.to(norm_x.dtype)]).tolist()
+    dt = sign * rd if rule == "erasediff" else 0.0
     coef = forget_coefficient(rule, scale, sx * nx, sa * na, sx * sa * dt)
     if sx != 1.0:
         torch._foreach_mul_(g_x, sx)
@@ -252,7 +273,8 @@ def apply_update(
         L_r=retain_v / terms.retain_norm, L_f=forget_v / terms.forget_norm,
         grad_norm_x=nx, grad_norm_a=na, grad_norm_r=nx / terms.retain_norm,
         grad_norm_f=na / terms.forget_norm, forget_coef=coef, forget_step_norm=coef * sa * na,
-        total_grad_norm=total, clip_factor=clip, grad_scale_x=sx, grad_scale_a=sa, stats=flat,
+        total_grad_norm=total, clip_factor=clip, grad_scale_x=sx, grad_scale_a=sa,
+        grad_cosine=_cosine(rd, nx, na), stats=flat,
     )
 
 
