@@ -6,7 +6,7 @@
 
 One readable file (CleanRL style): the settings are the :class:`Args` dataclass (one ``--flag`` per
 field), :func:`train` does the rest. The protocol is the episodic one of ``agents/train.py``
-(METHOD.md §3, Option 1): PPO (RLlib's new API stack: RLModule, Learner, EnvRunners) trains on
+(docs/method.md §3, Option 1): PPO (RLlib's new API stack: RLModule, Learner, EnvRunners) trains on
 episodic envs, θ_0 restored at every reset, each env runner a separate process (on any node of the
 cluster) that steps its own env; then the trained policy's deterministic action (the mean of its
 Gaussian, clipped to the action box) makes one final unlearning run from θ_0 on a fresh env in

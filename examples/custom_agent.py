@@ -7,7 +7,7 @@ It trains on one training instance and ends with ``unlearn_gym.evaluate_policy``
 test split (``default:test``): the policy's outcome against the default constant, the best constant
 and the best schedule, paired by seed.
 
-The paper's policy (METHOD.md §3): a Gaussian on a latent u, squashed by a sigmoid, so each action
+The paper's policy (docs/method.md §3): a Gaussian on a latent u, squashed by a sigmoid, so each action
 component is 2·sigmoid(u) - 1 in [-1, 1] (the env maps it affinely to [λ_min, λ_max] and to the
 forget scale). REINFORCE with a learned value baseline; the Jacobian of the squash does not depend on
 the policy's parameters, so the score function is that of u. No Stable-Baselines3 anywhere: any RL

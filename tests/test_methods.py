@@ -123,7 +123,7 @@ def test_parse_assignments():
 
 
 def test_siss_loss_reaches_phi_through_lambda():
-    """∂L_SISS/∂φ ≠ 0: φ learns from the SISS loss, not only from the KL term (METHOD.md §2)."""
+    """∂L_SISS/∂φ ≠ 0: φ learns from the SISS loss, not only from the KL term (docs/method.md §2)."""
     setup = build_setup("micro", "trousers", seed=0, batch_size=32)
     net = LambdaPosterior()
     ctx = encode_context((0.05, 0.05, 0.2, 0.01))

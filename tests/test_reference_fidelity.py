@@ -5,7 +5,7 @@ step of ``delete_tshirt.py`` in github.com/claserken/SISS: per-pixel squared err
 pixels and divided by the batch size, two backward passes, ``grad = g_x - (c/||g_a||) g_a`` (or the
 commented-out clipping variant), then ``clip_grad_norm_(params, 1.0)``. The reference model is
 unconditional; the transcription conditions on the label of the drawn component, the package's
-choice (a) of METHOD.md §1. Fixed inputs, the shipped ``micro`` model (8x8, D = 64 pixels).
+choice (a) of docs/method.md §1. Fixed inputs, the shipped ``micro`` model (8x8, D = 64 pixels).
 """
 
 from __future__ import annotations

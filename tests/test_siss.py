@@ -153,7 +153,7 @@ def test_importance_sampling_is_unbiased(lam):
 
 
 def test_lambda_gradient_reaches_the_loss():
-    """A differentiable λ (adaptive SISS, METHOD.md §2) gets a non-zero gradient through the weights."""
+    """A differentiable λ (adaptive SISS, docs/method.md §2) gets a non-zero gradient through the weights."""
     lam = torch.tensor(0.4, requires_grad=True)
     terms = siss_terms(LinearDenoiser(), SCHED, _batch(64), lam, generator=torch.Generator().manual_seed(0))
     (grad,) = torch.autograd.grad(terms.loss, lam)

@@ -1,4 +1,4 @@
-"""The class-conditional VAE (METHOD.md §6b): model, loss, SISS weights, pretraining, shipped assets,
+"""The class-conditional VAE (docs/method.md §6b): model, loss, SISS weights, pretraining, shipped assets,
 ``SISSUnlearnVAE-v0`` (both checkers, unlearning on a smaller sample), adaptive-VI λ, evaluation."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""A one-step generator built from an ε-prediction UNet (SFD / SiD, METHOD.md §4).
+"""A one-step generator built from an ε-prediction UNet (SFD / SiD, docs/method.md §4).
 
 ``x_g = x_in / sqrt(ᾱ_{t*}) - sqrt(1/ᾱ_{t*} - 1) ε_G(x_in, t*, c)`` with ``x_in = sqrt(1 - ᾱ_{t*}) z``
 and ``z ~ N(0, I)``: the Tweedie x_0 prediction of the UNet at the fixed timestep ``t*`` (440),
@@ -23,7 +23,7 @@ T_STAR = 440
 def one_step_images(
     net: nn.Module, schedule: NoiseSchedule, z: torch.Tensor, labels: torch.Tensor, t_star: int = T_STAR
 ) -> torch.Tensor:
-    """``x_g`` of METHOD.md §4 (differentiable, not clamped): the UNet's x_0 prediction at ``t*``.
+    """``x_g`` of docs/method.md §4 (differentiable, not clamped): the UNet's x_0 prediction at ``t*``.
 
     :param net: ε-prediction network ``net(x_t, t, y)``.
     :param schedule: its noise schedule.

@@ -53,7 +53,7 @@ class SISSUnlearnEnv(CheckpointMixin, gym.Env[np.ndarray, np.ndarray]):
     `Box(-1, 1, (2,), float32)`; the second component sets the constant of the update rule (ρ for
     `ratio`, c for `rescale`/`clip`, s for `scale`) log-uniformly on `scale_range` (default
     [scale/10, 10·scale], so 0 is the preset's constant). On small models the forget strength, not
-    λ, decides the forget/retain trade-off (METHOD.md §6).
+    λ, decides the forget/retain trade-off (docs/method.md §6).
 
     ## Observation Space
 
@@ -175,7 +175,7 @@ class SISSUnlearnEnv(CheckpointMixin, gym.Env[np.ndarray, np.ndarray]):
       those with another value is an error). `instances="SET:SPLIT"` or a list of names (through
       `gym.make`) returns an `InstanceSetEnv` that draws one instance per reset.
     * `data_ratio` also selects the shipped DDPM pretrained on that contamination (0.1 or 0.5).
-    * `model`: `"ddpm"` (default) or `"cvae"`, the class-conditional VAE of METHOD.md §6b (the
+    * `model`: `"ddpm"` (default) or `"cvae"`, the class-conditional VAE of docs/method.md §6b (the
       shipped `cvae-<preset>` weights; `SISSUnlearnVAE-v0`). Everything above holds for both: the
       VAE's SISS objective (`unlearn_gym.objectives.vae`) has one fixed noise level σ = 0.3 instead
       of a timestep, the same mixture, weights, terms and update rules, and its per-sample loss is

@@ -3,7 +3,7 @@
 Sampling plan: ``forget_samples`` images for label 1 and ``samples_per_label`` for every other label,
 all drawn by deterministic DDIM from one noise tensor made by ``torch.Generator().manual_seed(seed)``.
 The reference model (normally the pretrained one) samples from the SAME noise and labels, so sample
-``i`` of both models is a pair: SSIM compares the pairs (METHOD.md §5).
+``i`` of both models is a pair: SSIM compares the pairs (docs/method.md §5).
 
 This module loads, samples and assembles the report; the measures of the drawn samples (summary,
 SSIM, per-class rows, calibration) are in :mod:`unlearn_gym.eval.summaries`.

@@ -1,4 +1,4 @@
-"""Adaptive-λ SISS by variational inference (the seed's §5.1, Algorithm 2; METHOD.md §2).
+"""Adaptive-λ SISS by variational inference (the seed's §5.1, Algorithm 2; docs/method.md §2).
 
 An inference network q_φ(z | c) = N(μ_φ(c), σ_φ(c)²) reads the context of the run,
 c_t = log10 [L_r, L_f, ||g_r||, ||g_f||], draws z = μ + σ ξ (ξ ~ N(0, 1) from the run's generator)

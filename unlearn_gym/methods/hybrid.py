@@ -1,4 +1,4 @@
-"""Hybrid SISS + SFD (the seed's "unified objective", METHOD.md §4): ``hybrid``.
+"""Hybrid SISS + SFD (the seed's "unified objective", docs/method.md §4): ``hybrid``.
 
 One loss, one update per step, built on the one SISS implementation:
 

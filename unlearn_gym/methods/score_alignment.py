@@ -1,4 +1,4 @@
-"""SFD score alignment on the DDPM itself (the seed's §5.2, METHOD.md §4), fixed and adaptive target.
+"""SFD score alignment on the DDPM itself (the seed's §5.2, docs/method.md §4), fixed and adaptive target.
 
 Class erasure of the forget digit c_f without a one-step generator: the DDPM ε_θ is fine-tuned so
 that its score for c_f matches the frozen teacher's score for a retain class, while its scores for

@@ -1,4 +1,4 @@
-"""Score Forgetting Distillation, one-step (Chen, Zhang, Zhou 2024; METHOD.md §4): ``sfd``.
+"""Score Forgetting Distillation, one-step (Chen, Zhang, Zhou 2024; docs/method.md §4): ``sfd``.
 
 Three networks start from the pretrained EMA DDPM: the frozen teacher ε_φ, a fake-score network
 ε_ψ and the one-step generator G (its UNet is the setup's model). Each step alternates:

@@ -1,4 +1,4 @@
-"""Static SISS and the SISS paper's baselines (METHOD.md §1) as runnable methods.
+"""Static SISS and the SISS paper's baselines (docs/method.md §1) as runnable methods.
 
 Every step is one call of an objective from :mod:`unlearn_gym.objectives` followed by
 :func:`~unlearn_gym.objectives.apply_update` (the update code the environment uses):

@@ -21,7 +21,7 @@ X_SOURCES = ("retain", "full")
 class SISSBatch:
     """One mini-batch of paired retain / forget samples.
 
-    :param x: retain-side images ``(B, C, H, W)`` (the ``x`` of METHOD.md §1).
+    :param x: retain-side images ``(B, C, H, W)`` (the ``x`` of docs/method.md §1).
     :param y_x: their labels ``(B,)``.
     :param a: forget images ``(B, C, H, W)``.
     :param y_a: their labels ``(B,)``.
@@ -50,20 +50,20 @@ class SISSBatch:
 class PairSampler:
     """Draw SISS mini-batches from a retain set X\\A and a forget set A.
 
-    Coefficients follow METHOD.md §1. With ``x_from="full"`` the retain-side sample ``x`` is drawn
+    Coefficients follow docs/method.md §1. With ``x_from="full"`` the retain-side sample ``x`` is drawn
     from the full training mix X = (X\\A) ∪ A, exactly as the SISS paper; then for ``s = 0`` the loss
     ``n/(n-k) w_x L_x - k/(n-k) w_a L_a`` is an unbiased estimate of the naive-deletion loss. With
-    ``x_from="retain"`` (default) ``x`` is drawn from X\\A only (METHOD.md's "retain sample"), so the
+    ``x_from="retain"`` (default) ``x`` is drawn from X\\A only (docs/method.md's "retain sample"), so the
     retain term never pulls the model towards forget data (a 10 % pull for ``erase-<digit>`` tasks);
     its coefficient becomes ``1`` and the forget term keeps ``k/(n-k)``.
 
     ``pairing="drawn"``: ``x`` from the whole source; the shared forward pass is conditioned on the
-    label of the mixture component actually drawn (METHOD.md §1 (a)). One forward pass of ``B``.
+    label of the mixture component actually drawn (docs/method.md §1 (a)). One forward pass of ``B``.
 
     ``pairing="same-label"``: every ``a`` is paired with an ``x`` of the forget label (real "1"s for
     trousers labelled "1"), so the importance-sampling identity holds exactly; ``B`` further retain
     samples of the other labels add their plain denoising loss weighted by their share of X\\A
-    (METHOD.md §1 (b)). One forward pass of ``2B``. Needs a single forget label that also occurs in
+    (docs/method.md §1 (b)). One forward pass of ``2B``. Needs a single forget label that also occurs in
     the retain set (not the case for ``erase-<digit>`` with digit != 1).
 
     :param retain_images: X\\A, ``(N_r, C, H, W)``.

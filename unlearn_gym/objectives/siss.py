@@ -1,4 +1,4 @@
-"""SISS and its reference baselines for the DDPM as differentiable loss terms (METHOD.md §1).
+"""SISS and its reference baselines for the DDPM as differentiable loss terms (docs/method.md §1).
 
 Every function here is pure: it takes a model, a noise schedule, a batch and an explicit
 ``torch.Generator`` (or pre-drawn noise) and returns a :class:`Terms` object holding the two

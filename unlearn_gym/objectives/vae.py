@@ -1,4 +1,4 @@
-"""SISS for the class-conditional VAE (METHOD.md §6b): one fixed noise level instead of a timestep.
+"""SISS for the class-conditional VAE (docs/method.md §6b): one fixed noise level instead of a timestep.
 
 With ``σ = 0.3`` and ``γ = sqrt(1 - σ²)`` the mixture is the DDPM's at a single noise level:
 ``m = γ z + σ ε`` with ``z = a`` where ``u < λ`` and ``z = x`` otherwise (the shared
@@ -40,7 +40,7 @@ from unlearn_gym.objectives.mixture import siss_mixture
 
 @dataclass(frozen=True)
 class VAENoise:
-    """The VAE's fixed SISS noise level and its KL weight (METHOD.md §6b).
+    """The VAE's fixed SISS noise level and its KL weight (docs/method.md §6b).
 
     It takes the place of the DDPM's :class:`~unlearn_gym.diffusion.schedule.NoiseSchedule` in
     every objective call (see :func:`~unlearn_gym.objectives.family.objectives_for`).

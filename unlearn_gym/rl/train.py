@@ -9,7 +9,7 @@ The training core behind the script ``agents/train.py`` and ``unlearn-gym train-
     unlearn-gym train-agent --algo tqc --env SISSUnlearnMicro-v0 --timesteps 3000 --set gamma=0.95
     tensorboard --logdir runs/agents
 
-Protocols (METHOD.md §3):
+Protocols (docs/method.md §3):
 
 * ``episodic`` (Option 1): the agent trains on episodic envs (θ_0 restored at every reset), then its
   frozen deterministic policy makes one final unlearning run from θ_0 (seed ``--eval-seed``); that

@@ -1,4 +1,4 @@
-"""The class-conditional VAE (METHOD.md §6b): model, pretraining. Its SISS objective lives in
+"""The class-conditional VAE (docs/method.md §6b): model, pretraining. Its SISS objective lives in
 :mod:`unlearn_gym.objectives.vae`; the shipped weights load with
 ``unlearn_gym.load_pretrained(preset, model="cvae")``."""
 

@@ -1,4 +1,4 @@
-"""The class-conditional VAE (METHOD.md §6b): an MLP encoder q(h | x, y) and decoder p(x | h, y).
+"""The class-conditional VAE (docs/method.md §6b): an MLP encoder q(h | x, y) and decoder p(x | h, y).
 
 Both halves see the label as a one-hot vector concatenated to their input. The decoder ends in
 ``tanh``, so a reconstruction lives in the images' [-1, 1] range. Sizes per preset
@@ -44,7 +44,7 @@ class CVAEConfig:
     :param ema_decay: EMA decay of the shipped weights.
     :param unlearn_lr: AdamW learning rate of one unlearning step (env and methods default).
     :param unlearn_scale: ρ of the ``ratio`` rule (the forget gradient is rescaled to ``ρ ||g_x||``).
-        METHOD.md §6b names 0.1; measured on ``micro`` (docs/vae.md) 50 steps at ρ 0.1 and lr 1e-3
+        docs/method.md §6b names 0.1; measured on ``micro`` (docs/vae.md) 50 steps at ρ 0.1 and lr 1e-3
         leave most trousers (0.114 -> 0.088), ρ 0.3-0.5 remove them with every digit kept.
     """
 
