@@ -33,7 +33,7 @@ def _pretrain(sub: Any) -> argparse.ArgumentParser:
     """``unlearn-gym pretrain``: train the DDPM or the VAE on the contaminated data."""
     p = sub.add_parser("pretrain", help="pretrain the class-conditional DDPM (or VAE) on the contaminated data")
     p.add_argument("--model", choices=("ddpm", "cvae"), default="ddpm",
-                   help="model family: the DDPM or the class-conditional VAE (METHOD.md 6b)")
+                   help="model family: the DDPM or the class-conditional VAE (docs/method.md §6b)")
     p.add_argument("--preset", default="tiny")
     p.add_argument("--steps", type=int, help="total steps (default: the preset's)")
     p.add_argument("--seed", type=int, default=0)
