@@ -1,7 +1,7 @@
 """The paper-scale `mnist28` path end to end, at toy length: pretrain -> train-classifier -> ship into
 $UNLEARN_GYM_ASSET_DIR -> env, a method, the evaluation suite and a benchmark cell on 28x28.
 
-No mnist28 model ships (pretraining it takes about a day on these CPUs; README "Devices"); this checks that
+No mnist28 model ships (pretraining it takes about a day on these CPUs; docs/devices.md); this checks that
 the code path a GPU user takes works at 28x28 (three UNet levels, 28 -> 14 -> 7), not the quality of
 two pretraining steps.
 """
