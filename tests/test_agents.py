@@ -100,7 +100,9 @@ def test_unknown_key_in_a_file_is_named(tmp_path):
 
 
 def test_env_kwargs_are_checked_against_the_env():
-    check_env_kwargs(ENV, {"horizon": 10, "instances": "default:train"})
+    check_env_kwargs(ENV, {"beta": 0.2, "instances": "default:train"})
+    with pytest.raises(ValueError, match="fixes horizon=30"):
+        check_env_kwargs(ENV, {"horizon": 10, "instance": INSTANCE})
     with pytest.raises(HyperparameterError, match=r"'env_kwargs\.horizn'"):
         check_env_kwargs(ENV, {"horizn": 10})
 
@@ -261,6 +263,19 @@ def test_bad_protocol_settings_are_errors(tmp_path):
         train(Args(protocol="online", set=["n_envs=2"], out=str(tmp_path)))
     with pytest.raises(ValueError, match="not both"):
         train(Args(instance=INSTANCE, instances="default:train", out=str(tmp_path)))
+
+
+@pytest.mark.parametrize("kw, match", [
+    ({"instance": "no-such-instance"}, "unknown instance 'no-such-instance'"),
+    ({"instances": "nosuchset:train"}, "unknown instance set 'nosuchset'"),
+    ({"instance": INSTANCE, "set": ["env_kwargs.action=lambda"]}, "fixes action"),
+    ({"instance": INSTANCE, "eval_instances": "no-such-instance"}, "unknown instance.*'no-such-instance'"),
+])
+def test_a_refused_run_writes_nothing(tmp_path, kw, match):
+    out = tmp_path / "run"
+    with pytest.raises(ValueError, match=match):
+        train(Args(out=str(out), **kw))
+    assert not out.exists()
 
 
 def test_module_entry_point_help():

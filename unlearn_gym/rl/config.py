@@ -365,6 +365,8 @@ def check_env_kwargs(env_id: str, env_kwargs: Mapping[str, Any]) -> None:
     :param env_id: the env id.
     :param env_kwargs: constructor arguments.
     :raises HyperparameterError: naming an unknown argument.
+    :raises ValueError: an unknown instance or set, a value that conflicts with an instance, an
+        invalid value (the env's own message).
     """
     import gymnasium as gym
 
@@ -383,3 +385,26 @@ def check_env_kwargs(env_id: str, env_kwargs: Mapping[str, Any]) -> None:
     for k in env_kwargs:
         if k not in known:
             raise _unknown(f"env_kwargs.{k}", [f"env_kwargs.{p}" for p in known], f"the env arguments of {env_id}")
+    _check_settings(spec.kwargs, env_kwargs)
+
+
+def _check_settings(id_kwargs: Mapping[str, Any], env_kwargs: Mapping[str, Any]) -> None:
+    """Resolve the settings the env would run with, without building it (cheap: no model, no data),
+    so that a bad instance name, a conflict with an instance or an invalid value stops a run before
+    it writes anything. Mirrors ``unlearn_gym.envs.multi.make_unlearn_env``."""
+    from unlearn_gym.envs.instances import resolve_instances
+    from unlearn_gym.envs.settings import resolve_env_settings
+
+    kw = {**id_kwargs, **env_kwargs}
+    kw.pop("settings", None)
+    kw.pop("render_mode", None)
+    instances = kw.pop("instances", None)
+    if instances is None:
+        resolve_env_settings(**kw)
+        return
+    if kw.get("instance") is not None:
+        raise ValueError("pass either instance (one) or instances (drawn per reset), not both")
+    for k in ("instance", "preset", "task", "model"):
+        kw.pop(k, None)  # fixed by each instance, as InstanceSetEnv does
+    for name in resolve_instances(instances):
+        resolve_env_settings(instance=name, **kw)

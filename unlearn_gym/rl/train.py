@@ -253,7 +253,8 @@ def train(args: Args, command: str | None = None) -> dict[str, Any]:
         env_kwargs["mode"] = "online"
     elif env_kwargs.get("mode", "episodic") != "episodic":
         raise ValueError(f"env_kwargs.mode={env_kwargs['mode']!r} with --protocol episodic; use --protocol online")
-    check_env_kwargs(args.env, env_kwargs)
+    check_env_kwargs(args.env, env_kwargs)  # resolves the env's settings: a bad instance stops here
+    eval_targets(args, env_kwargs)  # ... and a bad --eval-instances, both before anything is written
     n_timesteps = int(args.timesteps if args.timesteps is not None else hp["n_timesteps"])
     if n_timesteps < 1:
         raise ValueError(f"--timesteps must be >= 1, got {n_timesteps}")
