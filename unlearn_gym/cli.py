@@ -18,7 +18,8 @@ def cmd_pretrain(a: argparse.Namespace) -> int:
     out = a.out or f"runs/{a.model}-{a.preset}.pt"
     train = pretrain_cvae if a.model == "cvae" else pretrain
     state = train(a.preset, out, steps=a.steps, seed=a.seed, data=data, resume=a.resume,
-                  until=a.until, save_every=a.save_every, log_dir=a.log_dir, command=_command(a), device=a.device)
+                  until=a.until, save_every=a.save_every, log_dir=a.log_dir, command=_command(a), device=a.device,
+                  retain_only=a.retain_only)
     print(f"saved {out} after {state['step']} steps ({state['elapsed_s']:.0f} s, loss {state['loss']:.4f})")
     return 0
 
@@ -96,11 +97,12 @@ def cmd_sample(a: argparse.Namespace) -> int:
 def cmd_ship(a: argparse.Namespace) -> int:
     from unlearn_gym.ship import ship_assets
 
-    shipped_classifier = a.shipped_classifier or (a.model == "cvae" and a.classifier is None)
+    shipped_classifier = a.shipped_classifier or ((a.model == "cvae" or a.variant == "retrained")
+                                                  and a.classifier is None)
     classifier = None if shipped_classifier else (a.classifier or f"runs/classifier-{a.preset}.pt")
     q = ship_assets(a.preset, a.ddpm or f"runs/{a.model}-{a.preset}.pt", classifier,
                     n_per_label=a.per_label, steps=a.steps, seed=a.seed, command=_command(a), model=a.model,
-                    device=a.device, dest=a.dest)
+                    device=a.device, dest=a.dest, variant=a.variant)
     acc = ", ".join(f"{k}: {v['accuracy']:.3f}" for k, v in q["per_label"].items())
     how = "prior" if a.model == "cvae" else f"DDIM-{q['ddim_steps']}"
     print(f"installed {a.preset} {a.model} assets in {q['dest']}. Per-label accuracy ({q['n_per_label']} {how} samples"
@@ -140,7 +142,7 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
         fs = "n/a" if s["forget_ssim"] is None else f"{s['forget_ssim']:.3f}"
         print(f"SSIM vs {a.reference}: retain {s['retain_ssim']:.3f}, forget {fs}"
               f" ({s['n_forget_ssim_pairs']} reference-trouser pairs)")
-    print(f"DDIM {report.config['steps']} steps, seed {report.config['seed']}, {t['total_s']} s."
+    print(f"{sampler_text(report.config)}, seed {report.config['seed']}, {t['total_s']} s."
           f" Wrote {', '.join(str(p) for p in paths.values())} (grid: reference left, model right)")
     return 0
 

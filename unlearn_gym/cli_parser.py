@@ -44,6 +44,8 @@ def _pretrain(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--log-dir", help="tensorboard directory")
     p.add_argument("--ratio", type=float, default=0.1,
                    help="trousers per real '1' in the training mix (0.1 = the default model, 0.5 = 'heavy')")
+    p.add_argument("--retain-only", action="store_true",
+                   help="train on the retain set only (no trousers): the retrained reference of exact unlearning")
     add_device_arg(p, "training")
     add_data_args(p)
     return p
@@ -106,6 +108,9 @@ def _ship(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=50)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--dest", help="asset folder (default: $UNLEARN_GYM_ASSET_DIR if set, else the package's)")
+    p.add_argument("--variant", choices=("pretrained", "retrained"), default="pretrained",
+                   help="'retrained': install a `pretrain --retain-only` run as <model>-<preset>-retrained.pt"
+                        " (measured with the shipped classifier)")
     add_device_arg(p, "sampling for the quality figures")
     return p
 

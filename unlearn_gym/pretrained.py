@@ -33,6 +33,10 @@ DEFAULT_RATIO = 0.1
 #: contamination ratios with a shipped DDPM per preset ("heavy" = 0.5: a forget signal well above
 #: the noise of the outcome score)
 SHIPPED_RATIOS = (0.1, 0.5)
+#: ``variant=`` of :func:`load_pretrained`: the model pretrained on the contaminated mix, or the same
+#: recipe and seed retrained on the retain set only (exact unlearning's reference; the retain set
+#: does not depend on the contamination ratio, so one retrained model serves every ratio)
+VARIANTS = ("pretrained", "retrained")
 
 
 def asset_dirs() -> list[Path]:
@@ -41,7 +45,7 @@ def asset_dirs() -> list[Path]:
     return ([Path(user).expanduser()] if user else []) + [ASSET_DIR]
 
 
-def asset_path(kind: str, preset: str, ratio: float = DEFAULT_RATIO) -> Path:
+def asset_path(kind: str, preset: str, ratio: float = DEFAULT_RATIO, variant: str = "pretrained") -> Path:
     """Path of an asset (``kind`` is ``"ddpm"``, ``"cvae"`` or ``"classifier"``): the first folder of
     :func:`asset_dirs` that holds it (the package's path when none does).
 
@@ -49,9 +53,15 @@ def asset_path(kind: str, preset: str, ratio: float = DEFAULT_RATIO) -> Path:
     :param preset: preset name.
     :param ratio: contamination ratio of the generative model's training data (one classifier
         serves all).
+    :param variant: ``"pretrained"`` or ``"retrained"`` (generative models only; one retrained
+        model per preset and family, whatever the ratio: ``<kind>-<preset>-retrained.pt``).
     """
     get_preset(preset)
+    if variant not in VARIANTS:
+        raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
     suffix = "" if kind not in GENERATOR_KINDS or float(ratio) == DEFAULT_RATIO else f"-r{float(ratio):g}"
+    if variant == "retrained" and kind in GENERATOR_KINDS:
+        suffix = "-retrained"
     name = f"{kind}-{preset}{suffix}.pt"
     for folder in asset_dirs():
         if (folder / name).is_file():
@@ -59,8 +69,14 @@ def asset_path(kind: str, preset: str, ratio: float = DEFAULT_RATIO) -> Path:
     return ASSET_DIR / name
 
 
-def _shipped(kind: str, preset: str, ratio: float = DEFAULT_RATIO) -> Path:
-    path = asset_path(kind, preset, ratio)
+def _shipped(kind: str, preset: str, ratio: float = DEFAULT_RATIO, variant: str = "pretrained") -> Path:
+    path = asset_path(kind, preset, ratio, variant)
+    if variant == "retrained" and not path.is_file():
+        raise CheckpointError(
+            f"no retrained {kind} for preset {preset!r}; train one with `unlearn-gym pretrain"
+            f"{' --model cvae' if kind == 'cvae' else ''} --preset {preset} --retain-only` and pass its path"
+            " (docs/forgetting.md)"
+        )
     if not path.is_file():
         model_flag = " --model cvae" if kind == "cvae" else ""
         hint = (
@@ -159,7 +175,7 @@ def load_model_file(path: str | os.PathLike, preset: str | None = None) -> nn.Mo
 
 def load_pretrained(
     preset: str = "tiny", path: str | os.PathLike | None = None, ratio: float = DEFAULT_RATIO,
-    *, model: str = "ddpm", device: DeviceLike = None,
+    *, model: str = "ddpm", device: DeviceLike = None, variant: str = "pretrained",
 ) -> nn.Module:
     """The pretrained (EMA) DDPM or VAE of a preset, from the package or from ``path``.
 
@@ -169,6 +185,9 @@ def load_pretrained(
     :param model: ``"ddpm"`` (:class:`~unlearn_gym.diffusion.unet.ConditionalUNet`) or ``"cvae"``
         (:class:`~unlearn_gym.vae.model.ConditionalVAE`).
     :param device: where the model is put (``"cpu"``, ``"cuda"``, ``"auto"``; default the CPU).
+    :param variant: ``"pretrained"`` (trained on the contaminated mix) or ``"retrained"`` (same recipe
+        and seed on the retain set only: the reference of exact unlearning, docs/forgetting.md; one
+        per preset and family, the same for every ``ratio``).
     :raises CheckpointError: unknown/unshipped preset or ratio, missing or corrupt file, preset mismatch,
         a checkpoint of the other family, or a one-step generator (SFD's output samples in one
         pass; it is not a DDPM to start from).
@@ -178,8 +197,9 @@ def load_pretrained(
     dev = resolve_device(device)
     with seeded_global_rng(0):  # a network's throw-away init draws from the global RNG: leave the caller's alone
         if model == "cvae":
-            return load_cvae_file(path if path is not None else _shipped("cvae", preset, ratio), preset).to(dev)
-        ddpm = load_ddpm_file(path if path is not None else _shipped("ddpm", preset, ratio), preset)
+            return load_cvae_file(path if path is not None else _shipped("cvae", preset, ratio, variant),
+                                  preset).to(dev)
+        ddpm = load_ddpm_file(path if path is not None else _shipped("ddpm", preset, ratio, variant), preset)
     if isinstance(ddpm, OneStepGenerator):
         raise CheckpointError(
             f"{path} holds SFD's one-step generator, not a DDPM: evaluate or sample it"
@@ -198,6 +218,6 @@ def load_classifier(preset: str = "tiny", path: str | os.PathLike | None = None)
         return load_classifier_file(path if path is not None else _shipped("classifier", preset), preset)
 
 
-def asset_info(kind: str, preset: str, ratio: float = DEFAULT_RATIO) -> dict[str, Any]:
+def asset_info(kind: str, preset: str, ratio: float = DEFAULT_RATIO, variant: str = "pretrained") -> dict[str, Any]:
     """The sidecar of a shipped asset (command that made it, measured quality)."""
-    return read_sidecar(_shipped(kind, preset, ratio))
+    return read_sidecar(_shipped(kind, preset, ratio, variant))

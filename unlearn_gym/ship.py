@@ -39,6 +39,7 @@ def ship_assets(
     command: str | None = None,
     model: str = "ddpm",
     device: DeviceLike = None,
+    variant: str = "pretrained",
 ) -> dict[str, Any]:
     """Measure a trained DDPM (or VAE) with a trained classifier and install both as the preset's assets.
 
@@ -57,10 +58,16 @@ def ship_assets(
     :param command: the command line recorded in the sidecars.
     :param model: ``"ddpm"`` or ``"cvae"``: the family of ``ddpm_checkpoint`` (and the asset's name).
     :param device: where the samples for the quality figures are drawn (default the CPU).
+    :param variant: ``"retrained"`` installs a ``--retain-only`` run as ``<model>-<preset>-retrained.pt``
+        (refused unless its sidecar says it was trained on the retain set only).
     :returns: the measured quality.
     """
     dest = Path(dest) if dest is not None else asset_dirs()[0]
-    ratio = float(read_sidecar(ddpm_checkpoint).get("data", {}).get("ratio", DEFAULT_RATIO))
+    data_meta = read_sidecar(ddpm_checkpoint).get("data", {})
+    ratio = float(data_meta.get("ratio", DEFAULT_RATIO))
+    if (variant == "retrained") != bool(data_meta.get("retain_only")):
+        raise ValueError(f"{ddpm_checkpoint}: variant {variant!r} but retain_only={data_meta.get('retain_only')!r}"
+                         " in its sidecar (a retrained reference is a `pretrain --retain-only` run)")
     if classifier_checkpoint is None:
         classifier = load_classifier(preset)
         cmeta = asset_info("classifier", preset)
@@ -76,7 +83,8 @@ def ship_assets(
         cmeta["ship_command"] = command
         save_checkpoint(dest / f"classifier-{preset}.pt", "classifier", preset,
                         {"model": classifier.state_dict()}, cmeta)
-    export_ema(ddpm_checkpoint, dest / asset_path(model, preset, ratio).name,
-               {"quality": quality, "ship_command": command,
-                "classifier_metrics": cmeta.get("metrics")}, kind=model)
+    extra: dict[str, Any] = {"quality": quality, "ship_command": command, "classifier_metrics": cmeta.get("metrics")}
+    if variant == "retrained":
+        extra.update(variant="retrained", never_saw_forget_set=True)
+    export_ema(ddpm_checkpoint, dest / asset_path(model, preset, ratio, variant).name, extra, kind=model)
     return {**quality, "dest": str(dest)}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import os
@@ -82,6 +83,15 @@ class ContaminatedMNIST:
     @property
     def resolution(self) -> int:
         return int(self.retain_images.shape[-1])
+
+    def retain_only(self) -> ContaminatedMNIST:
+        """This dataset with the forget set dropped from the training mix: the data of the *retrained*
+        reference (exact unlearning). The held-out references are unchanged; ``meta`` gains
+        ``retain_only: True`` and ``n_forget_trained: 0``. The retain set does not depend on the
+        contamination ratio, so one retrained model serves every ratio of a preset.
+        """
+        return dataclasses.replace(self, forget_images=self.forget_images[:0],
+                                   meta={**self.meta, "retain_only": True, "n_forget_trained": 0})
 
 
 def _hash(*tensors: torch.Tensor) -> str:

@@ -42,6 +42,7 @@ def pretrain_cvae(
     command: str | None = None,
     noise: VAENoise | None = None,
     device: DeviceLike = None,
+    retain_only: bool = False,
 ) -> dict[str, Any]:
     """Train the preset's VAE on the contaminated mix; save a resumable ``cvae`` checkpoint.
 
@@ -59,12 +60,14 @@ def pretrain_cvae(
     :param command: the command line recorded in the sidecar (default: ``sys.argv``).
     :param noise: noise level σ of the encoder input and KL weight β (default σ 0.3, β 0.5).
     :param device: where to train (``"cpu"``, ``"cuda"``, ``"auto"``; default the CPU).
+    :param retain_only: drop the forget images from the training mix: the retrained reference.
     :returns: the final training state (``model``, ``ema``, ``step``, ``loss``, ``elapsed_s``).
     """
     p = get_preset(preset)
     c = cvae_config(p)
     level = noise if noise is not None else VAENoise()
     data = data if data is not None else build_contaminated_mnist(p.name)
+    data = data.retain_only() if retain_only else data
     if data.resolution != p.resolution:
         raise ValueError(f"data resolution {data.resolution} != preset {p.name} ({p.resolution})")
     total = int(steps if steps is not None else c.pretrain_steps)
