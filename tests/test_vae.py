@@ -331,5 +331,24 @@ def test_evaluation_suite_samples_the_prior():
     report = evaluate(model, model, "micro", samples_per_label=10, forget_samples=20, progress=False,
                       kid_subsets=5)
     assert report.config["model_sampler"] == "vae prior"
+    md = report.to_markdown()  # the report says how the VAE was sampled: from its prior, not by DDIM
+    assert "VAE prior samples" in md and "DDIM 50 steps" not in md
     assert report.summary["retain_ssim"] == pytest.approx(1.0)
     assert 0.0 <= report.summary["trouser_rate"] <= 1.0
+
+
+def test_reports_label_how_the_samples_were_drawn():
+    from unlearn_gym.benchmark.report import _header
+    from unlearn_gym.eval.report import sampler_text
+
+    assert sampler_text({"model_sampler": "ddim", "steps": 50}) == "DDIM 50 steps (eta 0)"
+    assert "DDIM 50" not in sampler_text({"model_sampler": "vae prior", "steps": 50})
+    assert "prior" in sampler_text({"model_sampler": "vae prior", "steps": 50})
+    settings = {"eval_samples": 4, "eval_forget_samples": None, "eval_steps": 25, "eval_seed": 0,
+                "agent_timesteps": 64}
+    run = {"executor": "local", "workers": 1, "computed": 1, "wall_s": 1.0, "command": "x"}
+    for model, want, unwanted in (("cvae", "VAE prior samples", "DDIM-25"), ("ddpm", "DDIM-25", "prior")):
+        r = {"config": {"seed0": 0, "seeds": 1, "quick": False, "model": model, "settings": settings},
+             "run": run, "runs": [run], "date": "today"}
+        head = "\n".join(_header(r))
+        assert want in head and unwanted not in head.split("Directions")[0].split("Evaluation:")[1]

@@ -115,6 +115,7 @@ def cmd_ship(a: argparse.Namespace) -> int:
 def cmd_evaluate(a: argparse.Namespace) -> int:
     from unlearn_gym.device import resolve_device
     from unlearn_gym.eval.evaluate import evaluate, load_eval_model, write_evaluation
+    from unlearn_gym.eval.report import sampler_text
     from unlearn_gym.pretrained import load_classifier, model_family
 
     dev = resolve_device(a.device)
@@ -144,7 +145,24 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
               f" ({s['n_forget_ssim_pairs']} reference-trouser pairs)")
     print(f"{sampler_text(report.config)}, seed {report.config['seed']}, {t['total_s']} s."
           f" Wrote {', '.join(str(p) for p in paths.values())} (grid: reference left, model right)")
+    if a.forget_tests:
+        _forget_tests(a, model, preset, classifier, out)
     return 0
+
+
+def _forget_tests(a: argparse.Namespace, model: object, preset: str, classifier: object, out: str) -> None:
+    """``evaluate --forget-tests``: membership, relearning and distance against the retrained model."""
+    from unlearn_gym.eval.forgetting import checkpoint_ratio, forget_tests, write_forget_tests
+
+    ratio = a.ratio if a.ratio is not None else checkpoint_ratio(a.checkpoint)
+    res = forget_tests(model, preset, ratio=ratio, classifier=classifier, seed=a.seed,
+                       distance_kw={"samples_per_label": a.samples, "forget_samples": a.forget_samples,
+                                    "steps": a.steps})
+    paths = write_forget_tests(res, out, name=a.checkpoint)
+    for k, v in res["verdict"].items():
+        print(f"forget test, {k}: {v}")
+    print(f"forget tests against the retrained {preset} model (ratio {ratio:g}), {res['seconds']} s."
+          f" Wrote {paths['json']}, {paths['markdown']}")
 
 
 def cmd_unlearn(a: argparse.Namespace) -> int:

@@ -98,6 +98,8 @@ def _header(r: dict[str, Any]) -> list[str]:
     cfg, run = r["config"], r["run"]
     s = cfg["settings"]
     seeds = list(range(cfg["seed0"], cfg["seed0"] + cfg["seeds"]))
+    # every instance is of cfg's model family (resolve_bench_instances); a VAE is not sampled by DDIM
+    sampler = "VAE prior samples (no DDIM)" if cfg.get("model") == "cvae" else f"DDIM-{s['eval_steps']}"
     runs = r.get("runs") or [run]
     made = next((x for x in runs if x.get("computed")), run)
     return [
@@ -107,7 +109,7 @@ def _header(r: dict[str, Any]) -> list[str]:
         f" ({made['executor']} executor, {made['workers']} worker(s)).  ",
         f"Seeds {seeds}; every cell is mean ± 95 % CI (Student t over seeds; no CI with one seed)."
         f" Evaluation: {s['eval_samples']} samples per retain label,"
-        f" {s['eval_forget_samples'] or 6 * s['eval_samples']} of the forget label, DDIM-{s['eval_steps']},"
+        f" {s['eval_forget_samples'] or 6 * s['eval_samples']} of the forget label, {sampler},"
         f" noise seed {s['eval_seed']} for every cell (common random numbers); FID/KID/IS on the shipped"
         " classifier's features. Outcome score: the env's (`unlearn_gym.envs.outcome`)."
         + (" **Quick run** (`--quick`): fewer samples and steps, numbers are indicative." if cfg["quick"] else ""),

@@ -191,7 +191,8 @@ def _sample_pair(
     same = reference_model is model
     reuse = reference_samples is not None or same
     n_draw = len(labels) * (1 if reference_model is None or reuse else 2)
-    with tqdm(total=n_draw, disable=not progress, desc=f"sampling ({steps} DDIM steps)", unit="img") as bar:
+    how = "VAE prior" if _model_sampler(model) == "vae prior" else f"{steps} DDIM steps"
+    with tqdm(total=n_draw, disable=not progress, desc=f"sampling ({how})", unit="img") as bar:
         kw = {"steps": steps, "batch_size": batch_size, "bar": bar, "schedule": schedule}
         x = draw_samples(model, labels, noise, **kw)
         if reference_model is None:

@@ -31,6 +31,22 @@ RETAIN_MEASURES: tuple[tuple[str, str, str], ...] = (
     ("min_retain_accuracy", "lowest per-label digit accuracy over retain labels", "higher"),
     ("retain_ssim", "SSIM to the reference over retain-label pairs", "higher"),
 )
+
+
+def sampler_text(config: dict[str, Any]) -> str:
+    """How an evaluation's samples were drawn, for reports: ``"DDIM 50 steps (eta 0)"`` for a DDPM;
+    a VAE is sampled from its prior (its decoder on latents from the fixed noise), not by DDIM.
+
+    :param config: an :class:`EvalReport`'s ``config`` (``model_sampler``, ``steps``).
+    """
+    how = config.get("model_sampler", "ddim")
+    if how == "vae prior":
+        return "VAE prior samples (the decoder on latents from the fixed noise; no DDIM)"
+    if how == "one-step generator":
+        return f"the model's one-step generator (the reference: DDIM {config.get('steps')} steps, eta 0)"
+    return f"DDIM {config.get('steps')} steps (eta 0)"
+
+
 #: Per-class columns: (key, header).
 CLASS_COLUMNS: tuple[tuple[str, str], ...] = (
     ("label", "label"),
@@ -164,7 +180,7 @@ class EvalReport:
                if c.get("reference_is_model") else ""),
             "",
             f"Samples: {c.get('forget_samples')} for label 1, {c.get('samples_per_label')} per retain label"
-            f" ({c.get('n_samples')} per model); DDIM {c.get('steps')} steps (eta 0), noise seed {c.get('seed')};"
+            f" ({c.get('n_samples')} per model); {sampler_text(c)}, noise seed {c.get('seed')};"
             f" the reference sampled from the same noise and labels. Real references: "
             f"{c.get('n_real_trousers')} held-out trousers, {c.get('n_real_per_label')} held-out digits per label."
             f" Confidence threshold {c.get('threshold')}, junk threshold {c.get('junk_threshold')};"
