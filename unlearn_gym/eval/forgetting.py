@@ -1,0 +1,189 @@
+"""The three forget tests against the retrained reference, run together (``unlearn-gym evaluate --forget-tests``).
+
+* membership inference on the forget set (:mod:`unlearn_gym.eval.membership`),
+* relearning speed (:mod:`unlearn_gym.eval.relearning`),
+* distance to the retrained model (:mod:`unlearn_gym.eval.distance`).
+
+The reference is the shipped retrained model of the same preset and family
+(``load_pretrained(preset, variant="retrained", model=family)``: same recipe and seed as the
+pretrained model, trained on the retain set only). ``F0`` of the relearning summary is the
+pretrained model's trouser rate at the same contamination ratio, measured with the relearning
+test's sampler. docs/forgetting.md says what each number means, its noise and its cost.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from unlearn_gym.classifier import Classifier
+from unlearn_gym.data import ContaminatedMNIST, build_contaminated_mnist
+from unlearn_gym.eval.distance import distance_to_retrained
+from unlearn_gym.eval.membership import compare_membership
+from unlearn_gym.eval.relearning import DEFAULT_CHECKPOINTS, relearning_curve, trouser_rate
+
+#: settings of the membership test (:func:`~unlearn_gym.eval.membership.compare_membership`) unless overridden
+MEMBERSHIP_DEFAULTS: dict[str, Any] = {"n_nonmembers": None, "n_draws": 4, "n_boot": 1000}
+#: settings of the relearning test (:func:`~unlearn_gym.eval.relearning.relearning_curve`) unless overridden
+RELEARN_DEFAULTS: dict[str, Any] = {"checkpoints": DEFAULT_CHECKPOINTS, "n_samples": 200, "ddim_steps": 20}
+
+__all__ = ["MEMBERSHIP_DEFAULTS", "RELEARN_DEFAULTS", "checkpoint_ratio", "forget_tests", "forget_tests_markdown",
+           "write_forget_tests"]
+
+
+def checkpoint_ratio(spec: str | os.PathLike, default: float = 0.1) -> float:
+    """The contamination ratio a checkpoint's model was pretrained at, from its sidecar.
+
+    A pretraining run records ``data.ratio``, an unlearned run ``params.data_ratio``; ``"pretrained"``
+    or a sidecar without either gives ``default``.
+
+    :raises ValueError: the sidecar names a task other than ``trousers`` (the tests are the trousers').
+    """
+    from unlearn_gym.checkpoints import read_sidecar
+
+    if str(spec) == "pretrained":
+        return default
+    try:
+        meta = read_sidecar(spec)
+    except Exception:  # no sidecar: the default
+        return default
+    params = meta.get("params") or {}
+    task = meta.get("task") or params.get("task") or "trousers"
+    if task != "trousers":
+        raise ValueError(f"{spec} unlearned task {task!r}; the forget tests measure the trousers task only")
+    for r in ((meta.get("data") or {}).get("ratio"), params.get("data_ratio"), meta.get("data_ratio")):
+        if r is not None:
+            return float(r)
+    return default
+
+
+def forget_tests(
+    model: nn.Module,
+    preset: str,
+    *,
+    ratio: float = 0.1,
+    classifier: Classifier | None = None,
+    retrained: nn.Module | None = None,
+    pretrained: nn.Module | None = None,
+    data: ContaminatedMNIST | None = None,
+    seed: int = 0,
+    membership_kw: dict[str, Any] | None = None,
+    relearn_kw: dict[str, Any] | None = None,
+    distance_kw: dict[str, Any] | None = None,
+    reference_curve: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Membership, relearning and distance of ``model`` against the retrained reference.
+
+    :param model: a DDPM or VAE of ``preset`` (the family is read from the model).
+    :param preset: its preset.
+    :param ratio: contamination ratio of the data the model was pretrained on (selects the forget set
+        and ``F0``).
+    :param classifier: evaluator (default: the shipped one).
+    :param retrained: the reference (default: the shipped retrained model of the family).
+    :param pretrained: the model ``F0`` is measured on (default: the shipped pretrained model).
+    :param data: the contaminated dataset (default: the preset's at ``ratio``).
+    :param seed: seed of the loss noise, bootstrap, fine-tuning and sampling.
+    :param membership_kw: passed to :func:`~unlearn_gym.eval.membership.compare_membership`.
+    :param relearn_kw: passed to :func:`~unlearn_gym.eval.relearning.relearning_curve`.
+    :param distance_kw: passed to :func:`~unlearn_gym.eval.distance.distance_to_retrained`.
+    :param reference_curve: the retrained model's relearning curve from an earlier call (same
+        settings), reused instead of fine-tuning the reference again.
+    :returns: ``membership``, ``relearning`` (``model``, ``retrained``, ``f0``), ``distance``,
+        ``verdict`` (one line per test), ``config``, ``seconds``.
+    """
+    from unlearn_gym.pretrained import load_classifier, load_pretrained, model_family
+
+    t0 = time.perf_counter()
+    family = model_family(model)
+    dev = next(model.parameters()).device
+    classifier = classifier if classifier is not None else load_classifier(preset)
+    retrained = (retrained if retrained is not None
+                 else load_pretrained(preset, model=family, variant="retrained", device=dev))
+    pretrained = pretrained if pretrained is not None else load_pretrained(preset, ratio=ratio, model=family,
+                                                                           device=dev)
+    data = data if data is not None else build_contaminated_mnist(preset, ratio=ratio)
+    mem = compare_membership(model, retrained, data, seed=seed, **{**MEMBERSHIP_DEFAULTS, **(membership_kw or {})})
+    rkw = {**RELEARN_DEFAULTS, "seeds": (seed,), "sample_seed": seed, **(relearn_kw or {})}
+    rate_kw = {k: rkw[k] for k in ("n_samples", "ddim_steps", "threshold") if k in rkw}
+    f0 = trouser_rate(pretrained, classifier, seed=rkw["sample_seed"], **rate_kw)
+    curve = relearning_curve(model, data, classifier, f0=f0, **rkw)
+    ref_curve = reference_curve or relearning_curve(retrained, data, classifier, f0=f0, **rkw)
+    dist = distance_to_retrained(model, retrained, preset, classifier=classifier, data=data, seed=seed,
+                                 **(distance_kw or {}))
+    verdict = _verdict(mem, curve, ref_curve, dist)
+    return {
+        "membership": mem,
+        "relearning": {"model": curve, "retrained": ref_curve, "f0": f0},
+        "distance": dist,
+        "verdict": verdict,
+        "config": {"preset": preset, "ratio": ratio, "family": family, "seed": seed},
+        "seconds": round(time.perf_counter() - t0, 1),
+    }
+
+
+def _verdict(mem: dict[str, Any], curve: dict[str, Any], ref: dict[str, Any], dist: dict[str, Any]) -> dict[str, str]:
+    """One plain line per test: is the model within noise of the retrained model?"""
+    d = mem["difference"]
+    cal = mem["calibrated"]
+    out = {
+        "membership": ("like retrained" if d["low"] <= 0.0 <= d["high"] else "unlike retrained")
+        + f" (AUC difference {d['auc_mean']:+.3f} [{d['low']:+.3f}, {d['high']:+.3f}];"
+        f" calibrated AUC {cal['auc']:.3f} [{cal['low']:.3f}, {cal['high']:.3f}], 0.5 = retrained)",
+    }
+    sm, sr = curve["steps_to_half_f0"], ref["steps_to_half_f0"]
+    last = curve["steps"][-1]
+
+    def fmt(s: float | None) -> str:
+        return f">{last}" if s is None else f"{s:.1f}"
+
+    faster = sm is not None and (sr is None or sm < 0.5 * sr)
+    out["relearning"] = (("relearns faster than retrained" if faster else "relearns like retrained (or slower)")
+                         + f" (steps to half F0: {fmt(sm)} vs {fmt(sr)}; F0 {curve['f0']:.3f})")
+    t = dist["difference"]["trouser_rate"]
+    out["distance"] = (f"trouser rate {t['value']:+.3f} [{t['low']:+.3f}, {t['high']:+.3f}],"
+                       f" retain FID {dist['difference']['retain_fid']:+.2f},"
+                       f" max per-label accuracy difference {dist['difference']['max_label_accuracy']:.3f}")
+    return out
+
+
+def forget_tests_markdown(result: dict[str, Any], name: str = "model") -> str:
+    """A short markdown report of :func:`forget_tests`'s result."""
+    c, mem, rel, dist = result["config"], result["membership"], result["relearning"], result["distance"]
+    lines = [f"# Forget tests: {name}", "",
+             f"Preset {c['preset']}, ratio {c['ratio']:g}, family {c['family']}, seed {c['seed']};"
+             f" reference: the retrained model (docs/forgetting.md). {result['seconds']} s.", "",
+             "## Verdict", ""]
+    lines += [f"- **{k}**: {v}" for k, v in result["verdict"].items()]
+    lines += ["", "## Membership inference (loss threshold; AUC, 95 % bootstrap CI)", "",
+              "| model | AUC (mean over levels) | best level | AUC (best) |", "|---|---|---|---|"]
+    for k in ("model", "retrained"):
+        r = mem[k]
+        lines.append(f"| {k} | {r['auc_mean']:.3f} [{r['ci_mean'][0]:.3f}, {r['ci_mean'][1]:.3f}] | {r['best']} |"
+                     f" {r['auc_best']:.3f} [{r['ci_best'][0]:.3f}, {r['ci_best'][1]:.3f}] |")
+    lines += ["", "## Relearning (trouser rate after k fine-tuning steps on the forget set)", "",
+              "| k | " + " | ".join(str(s) for s in rel["model"]["steps"]) + " |",
+              "|---|" + "---|" * len(rel["model"]["steps"])]
+    for k in ("model", "retrained"):
+        lines.append(f"| {k} | " + " | ".join(f"{v:.3f}" for v in rel[k]["rates"]) + " |")
+    lines += ["", f"F0 (pretrained) {rel['f0']:.3f}; steps to half F0: model {rel['model']['steps_to_half_f0']},"
+              f" retrained {rel['retrained']['steps_to_half_f0']}.", "",
+              "## Distance to the retrained model (paired samples)", "",
+              "| | trouser rate | retain FID | retain accuracy |", "|---|---|---|---|"]
+    for k in ("model", "retrained"):
+        r = dist[k]
+        lines.append(f"| {k} | {r['trouser_rate']:.3f} | {r['retain_fid']:.2f} | {r['retain_accuracy']:.3f} |")
+    return "\n".join(lines) + "\n"
+
+
+def write_forget_tests(result: dict[str, Any], out_dir: str | os.PathLike, name: str = "model") -> dict[str, Path]:
+    """Write ``forget_tests.json`` and ``forget_tests.md`` into ``out_dir``."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "forget_tests.json").write_text(json.dumps(result, indent=2, default=float) + "\n")
+    (out / "forget_tests.md").write_text(forget_tests_markdown(result, name))
+    return {"json": out / "forget_tests.json", "markdown": out / "forget_tests.md"}
