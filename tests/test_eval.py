@@ -279,6 +279,18 @@ def test_paired_grid_layout(report):
     assert alone.shape == (NUM_LABELS * 9 + 1, 5 * 9 + 1, 3)
 
 
+def test_sample_grid_is_labelled(report, tmp_path):
+    from unlearn_gym.eval.plots import sample_grid_figure, save_sample_grid
+
+    ax = sample_grid_figure(report, per_row=5, scale=2).axes[0]
+    rows = [t.get_text() for t in ax.get_yticklabels()]
+    assert rows == ["1 (contaminated)", "0", "2", "3", "4", "5", "6", "7", "8", "9"]
+    cols = [t.get_text() for t in ax.get_xticklabels()]
+    assert cols[0].startswith("reference") and cols[1].startswith("model")
+    assert "one row per label" in ax.get_title() and "DDIM 10 steps" in ax.get_title()
+    assert save_sample_grid(report, tmp_path / "g.png").read_bytes()[:8] == PNG_MAGIC
+
+
 def test_paired_grid_shows_reference_trouser_pairs_first():
     labels = torch.tensor([1, 1, 1, 1, 0, 0])
     values = torch.linspace(-1, 1, 6)

@@ -15,7 +15,7 @@ import torch
 
 from unlearn_gym.checkpoints import atomic_write_bytes
 from unlearn_gym.data import CONTAMINATED_LABEL, NUM_LABELS
-from unlearn_gym.imaging import image_grid, save_png
+from unlearn_gym.imaging import image_grid
 
 
 def new_figure(size: tuple[float, float] = (6.0, 4.0)) -> Any:
@@ -162,8 +162,55 @@ def paired_grid(
     return image_grid(torch.cat(tiles), ncol, scale=scale)
 
 
+def grid_rows(labels: torch.Tensor) -> list[int]:
+    """The labels of :func:`paired_grid`'s rows, top to bottom (label 1 first, labels without samples left out).
+
+    :param labels: the samples' labels.
+    """
+    order = [CONTAMINATED_LABEL] + [lab for lab in range(NUM_LABELS) if lab != CONTAMINATED_LABEL]
+    return [lab for lab in order if bool((labels == lab).any())]
+
+
+def sample_grid_figure(report: Any, *, per_row: int = 8, scale: int = 2) -> Any:
+    """:func:`paired_grid` of an evaluation report's samples as a figure with a title, the label of
+    every row (label 1, the contaminated one, first) and which side is the reference and which the model.
+
+    :param report: an :class:`~unlearn_gym.eval.report.EvalReport` made with ``keep_samples=True``.
+    :param per_row: samples per label and model.
+    :param scale: integer upscaling.
+    :returns: a matplotlib ``Figure``.
+    """
+    from unlearn_gym.eval.report import sampler_text
+
+    if report.samples is None:
+        raise ValueError("the report carries no samples; evaluate with keep_samples=True")
+    s = report.samples
+    ref = s.get("reference")
+    grid = paired_grid(s["model"], s["labels"], ref, first=s.get("reference_trouser"), per_row=per_row, scale=scale)
+    side, pad = s["model"].shape[-1] * scale, 1  # image_grid's tile side and padding
+    height, width = grid.shape[:2]
+    fig = new_figure((width / 100 + 1.6, height / 100 + 1.2))
+    ax = fig.add_subplot()
+    ax.imshow(grid, interpolation="nearest")
+    rows = grid_rows(s["labels"])
+    ax.set_yticks([pad + r * (side + pad) + side / 2 for r in range(len(rows))],
+                  [f"{lab} (contaminated)" if lab == CONTAMINATED_LABEL else str(lab) for lab in rows])
+    block = per_row * (side + pad)
+    if ref is None:
+        ax.set_xticks([pad + block / 2], ["model"])
+    else:
+        ax.set_xticks([pad + block / 2, pad + block + side + pad + block / 2],
+                      [f"reference: {report.reference}", "model (same noise and labels)"])
+    ax.xaxis.tick_top()
+    ax.tick_params(length=0, labelsize="small")
+    cfg = getattr(report, "config", None) or {}
+    ax.set_title(f"{report.model} ({report.preset}): one row per label\n"
+                 f"{sampler_text(cfg)}, noise seed {cfg.get('seed')}", fontsize="medium")
+    return fig
+
+
 def save_sample_grid(report: Any, path: str | os.PathLike, *, per_row: int = 8, scale: int = 2) -> Path:
-    """Write :func:`paired_grid` of an evaluation report's samples as PNG.
+    """Write :func:`sample_grid_figure` (the labelled :func:`paired_grid`) of an evaluation report as PNG.
 
     The label-1 row shows the pairs where the reference drew a trouser first: they show whether the
     model forgot them.
@@ -173,10 +220,4 @@ def save_sample_grid(report: Any, path: str | os.PathLike, *, per_row: int = 8, 
     :param per_row: samples per label and model.
     :param scale: integer upscaling.
     """
-    if report.samples is None:
-        raise ValueError("the report carries no samples; evaluate with keep_samples=True")
-    s = report.samples
-    grid = paired_grid(s["model"], s["labels"], s.get("reference"), first=s.get("reference_trouser"),
-                       per_row=per_row, scale=scale)
-    save_png(path, grid)
-    return Path(path)
+    return save_figure(sample_grid_figure(report, per_row=per_row, scale=scale), path)
