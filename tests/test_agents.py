@@ -265,6 +265,23 @@ def test_bad_protocol_settings_are_errors(tmp_path):
         train(Args(instance=INSTANCE, instances="default:train", out=str(tmp_path)))
 
 
+def test_training_plot_draws_the_shipped_baselines(tmp_path):
+    from unlearn_gym.rl.evaluation import baseline_references, plot_training
+
+    refs = baseline_references({"instance": INSTANCE})  # the shipped rows, seeds 0-4 (docs/headroom.md)
+    by_role = {k.split(" (")[0]: v for k, v in refs.items()}
+    assert by_role["best constant"] == pytest.approx(0.400, abs=5e-4)
+    assert by_role["best schedule"] == pytest.approx(0.703, abs=5e-4)
+    assert set(by_role) == {"default constant", "best constant", "best schedule"}
+    assert len(baseline_references({"instances": "default:train"})) == 3  # means over the instances
+    # no instance, or settings the rows were not played with: no lines (and no episode played)
+    assert baseline_references({"horizon": 10}) == {}
+    assert baseline_references({"instance": INSTANCE, "outcome_config": {"n_forget": 32}}) == {}
+    episodes = [{"timesteps": 30 * i, "outcome": 0.1 * (i % 5), "paper_return": -1.0} for i in range(30)]
+    path = plot_training(episodes, tmp_path / "training.png", references=refs)
+    assert path.read_bytes()[:4] == b"\x89PNG"
+
+
 @pytest.mark.parametrize("kw, match", [
     ({"instance": "no-such-instance"}, "unknown instance 'no-such-instance'"),
     ({"instances": "nosuchset:train"}, "unknown instance set 'nosuchset'"),

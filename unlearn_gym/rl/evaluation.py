@@ -135,6 +135,43 @@ def plot_training(episodes: Sequence[Mapping[str, Any]], path: str | os.PathLike
     return Path(path)
 
 
+def baseline_references(env_kwargs: Mapping[str, Any]) -> dict[str, float]:
+    """The shipped (or cached) baselines' mean outcome for :func:`plot_training`'s outcome panel.
+
+    For a run on named instances (``instance`` or ``instances``): the default constant, the best
+    constant and the best schedule of each instance (:func:`unlearn_gym.baseline_rows.select`), each
+    as its mean outcome over the selection seeds, averaged over the instances. Only rows already on
+    disk are read (no episode is played); empty when there is no instance, when a row is missing or
+    when the run's other env arguments differ from the rows' (they key the rows).
+
+    :param env_kwargs: the training env's constructor arguments.
+    """
+    from unlearn_gym.baseline_rows import SELECTION_SEEDS, load_rows, select
+    from unlearn_gym.envs.instances import instance_info, resolve_instances
+
+    kw = dict(env_kwargs)
+    one, many = kw.pop("instance", None), kw.pop("instances", None)
+    if kw.get("mode", "episodic") == "episodic":
+        kw.pop("mode", None)
+    try:
+        names = [str(one)] if one is not None else resolve_instances(many) if many is not None else []
+        per_role: dict[str, list[float]] = {}
+        tables: dict[str, Any] = {}
+        for name in names:
+            set_name = instance_info(name)["set"]
+            rows = tables.setdefault(set_name, load_rows(set_name, kw))
+            for role, policy in select(rows, name).items():
+                got = rows.outcomes(name, policy, SELECTION_SEEDS)
+                per_role.setdefault(role, []).append(float(np.mean(list(got.values()))))
+    except (ValueError, KeyError, OSError):  # no rows for these settings: no lines
+        return {}
+    if not names:
+        return {}
+    where = "" if len(names) == 1 else f"mean over {len(names)} instances, "
+    seeds = f"seeds {SELECTION_SEEDS[0]}-{SELECTION_SEEDS[-1]}"
+    return {f"{role} ({where}{seeds})": float(np.mean(vals)) for role, vals in per_role.items()}
+
+
 def save_unlearned(env: Any, rows: list[dict[str, float]], out_dir: str | os.PathLike, *, name: str,
                    seed: int, extra: dict[str, Any] | None = None, command: str | None = None,
                    eval_samples: int = 50, eval_forget_samples: int | None = None, eval_steps: int = 50,

@@ -226,7 +226,7 @@ def train(args: Args, command: str | None = None) -> dict[str, Any]:
         load_hyperparams,
         model_kwargs,
     )
-    from unlearn_gym.rl.evaluation import plot_training, run_policy, save_unlearned
+    from unlearn_gym.rl.evaluation import baseline_references, plot_training, run_policy, save_unlearned
 
     check_algo(args.algo)
     if args.protocol not in PROTOCOLS:
@@ -340,7 +340,8 @@ def train(args: Args, command: str | None = None) -> dict[str, Any]:
             result["final"][label] = {"final": final, "episodes": episodes, "env_kwargs": kwargs,
                                       **_aggregate(episodes)}
 
-    plot_training(log_cb.episodes, out / "training.png",
+    plot_training(log_cb.episodes, out / "training.png",  # with the shipped baselines' means, where known
+                  references=baseline_references(env_kwargs) if args.protocol == "episodic" else None,
                   title=f"{name} on {args.instance or args.instances or short_env_id(args.env)}")
     write_json(out / "result.json", result)
     _print_summary(result, out)
