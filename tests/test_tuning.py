@@ -133,3 +133,22 @@ def test_cli_tune(tmp_path, capsys):
     assert set(rec["params"]) == {"lam", "rho"} and rec["budget"]["search_episodes"] == 1
     assert rec["command"].startswith("unlearn-gym tune")
     assert "constant on micro-heavy-scale-b64-h20" in capsys.readouterr().out
+
+
+def test_benchmark_entries_serve_their_set_only(tmp_path):
+    from unlearn_gym.benchmark.cells import make_policy as cell_policy
+    from unlearn_gym.benchmark.entries import DEFAULT_ENTRIES
+    from unlearn_gym.benchmark.runner import BenchmarkConfig, build_cells
+
+    tuned = {e.name: e for e in DEFAULT_ENTRIES if e.target == "tuned"}
+    assert sorted(tuned) == ["tuned-constant", "tuned-feedback", "tuned-schedule"]
+    committed = load_tuned("default")
+    for name, e in tuned.items():
+        pol = cell_policy(e)
+        assert type(pol) is type(committed[name]) and pol == committed[name]
+    cfg = BenchmarkConfig(seeds=1, methods=["tuned-*"], pareto=False, workers=1, out=str(tmp_path),
+                          instances=["micro-heavy-scale-b16-h30", "micro-heavy-lambda-b64-h30"])
+    cells, skipped = build_cells(cfg)
+    assert {c.entry.name for c in cells} == set(tuned)
+    assert {c.instance.name for c in cells} == {"micro-heavy-scale-b16-h30"}
+    assert {s["instance"] for s in skipped} == {"micro-heavy-lambda-b64-h30"} and len(skipped) == 3

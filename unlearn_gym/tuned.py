@@ -118,10 +118,10 @@ class FeedbackController(Policy):
     warmup: int = 2
     dim: int = 2
     name: str = "tuned-feedback"
-    _u: float = field(default=0.0, init=False, repr=False)
-    _n: int = field(default=0, init=False, repr=False)
-    _ref: np.ndarray = field(default_factory=lambda: np.zeros(2), init=False, repr=False)
-    _ema: np.ndarray = field(default_factory=lambda: np.zeros(2), init=False, repr=False)
+    _u: float = field(default=0.0, init=False, repr=False, compare=False)
+    _n: int = field(default=0, init=False, repr=False, compare=False)
+    _ref: np.ndarray = field(default_factory=lambda: np.zeros(2), init=False, repr=False, compare=False)
+    _ema: np.ndarray = field(default_factory=lambda: np.zeros(2), init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self.reset()

@@ -194,9 +194,14 @@ def _run_method(spec: CellSpec) -> dict[str, Any]:
 
 
 def make_policy(entry: Entry) -> Any:
-    """The :mod:`unlearn_gym.policies` policy of a ``policy`` entry."""
+    """The :mod:`unlearn_gym.policies` policy of a ``policy`` entry (target ``tuned``: the committed
+    parameters of :func:`unlearn_gym.tuned.load_tuned`, ``params`` ``family`` and ``set``)."""
     from unlearn_gym import policies
 
+    if entry.target == "tuned":
+        from unlearn_gym.tuned import ENTRY_NAMES, load_tuned
+
+        return load_tuned(entry.params.get("set", "default"))[ENTRY_NAMES[entry.params["family"]]]
     classes = {"constant": policies.ConstantPolicy, "random": policies.RandomPolicy,
                "linear": policies.LinearSchedule, "cosine": policies.CosineSchedule,
                "two-phase": policies.StepSchedule}

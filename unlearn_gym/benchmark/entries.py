@@ -35,7 +35,8 @@ class Entry:
     :param name: unique row name (what ``--methods`` selects).
     :param kind: ``baseline``, ``method``, ``policy`` or ``agent``.
     :param target: the method name, the policy name (``constant``, ``random``, ``linear``,
-        ``cosine``) or the algorithm (``ppo``, ``sac``, ...); empty for the baseline.
+        ``cosine``; ``tuned``: a tuned baseline, ``params`` ``family`` and ``set``) or the algorithm
+        (``ppo``, ``sac``, ...); empty for the baseline.
     :param params: the method's or policy's parameters; for an agent the hyperparameter overrides
         (``--set`` style ``key=value`` strings are built from it).
     :param protocol: an agent's protocol, ``episodic`` or ``online``.
@@ -68,6 +69,8 @@ class Entry:
         :param inst: the instance.
         :param model: ``"ddpm"`` or ``"cvae"``.
         """
+        if self.kind == "policy" and self.target == "tuned":
+            return _why_not_tuned(self, inst)
         if self.kind != "method":
             return None
         from unlearn_gym.methods import get_method
@@ -83,6 +86,21 @@ class Entry:
     @property
     def title(self) -> str:
         return self.label or self.name
+
+
+def _why_not_tuned(entry: Entry, inst: Instance) -> str | None:
+    """A tuned baseline (``unlearn_gym.tuned``) serves the ``lambda+scale`` instances of the set it was tuned on."""
+    set_name = entry.params.get("set", "default")
+    names = {i.name for i in INSTANCE_SETS[set_name].split("all")} if set_name in INSTANCE_SETS else set()
+    if inst.action != "lambda+scale" or inst.name not in names:
+        return (f"{entry.name} was tuned on set {set_name!r} (action 'lambda+scale'); instance {inst.name}"
+                f" (action {inst.action!r}) is not in it")
+    return None
+
+
+def _tuned(family: str, label: str) -> Entry:
+    return Entry(name=f"tuned-{family}", kind="policy", target="tuned", params={"family": family, "set": "default"},
+                 label=label)
 
 
 def _m(name: str, target: str, label: str = "", group: str = "table", **params: Any) -> Entry:
@@ -108,6 +126,9 @@ DEFAULT_ENTRIES: tuple[Entry, ...] = (
           label="Linear λ max→min"),
     Entry(name="cosine", kind="policy", target="cosine", params={"start": 1.0, "end": -1.0},
           label="Cosine λ max→min"),
+    _tuned("constant", "Tuned constant (λ, ρ)"),
+    _tuned("schedule", "Tuned schedule (λ, ρ)"),
+    _tuned("feedback", "Tuned feedback ρ"),
     Entry(name="ppo-episodic", kind="agent", target="ppo", protocol="episodic", label="PPO-λ (episodic)"),
     Entry(name="ppo-online", kind="agent", target="ppo", protocol="online", label="PPO-λ (online)"),
     Entry(name="sac-episodic", kind="agent", target="sac", protocol="episodic", label="SAC-λ (episodic)"),
