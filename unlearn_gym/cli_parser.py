@@ -275,8 +275,15 @@ def make_parser(
     subcommands: dict[str, argparse.ArgumentParser] = {}
     for name, add in SUBCOMMANDS.items():
         subcommands[name] = add(sub)
-    p = sub.add_parser("train-agent", help="train an RL agent (PPO, SAC, TQC, RecurrentPPO, A2C) in either"
-                       " protocol; python -m agents.train")
+    p = sub.add_parser(
+        "train-agent", help="train an RL agent (PPO, SAC, TQC, RecurrentPPO, A2C) in either protocol",
+        description="Train a Stable-Baselines3 / sb3-contrib agent on an unlearning env, in the episodic or"
+        " the online protocol, and write its policy, the final unlearned model(s), their evaluation and the"
+        " training curve to --out (default runs/agents/<algo>-<instance>-<protocol>-s<seed>). The installed"
+        " form of the checkout's `python -m agents.train` (same flags, same trainer: unlearn_gym.rl.train);"
+        " docs/agents.md describes the protocols and the outputs.",
+        epilog="example: unlearn-gym train-agent --algo ppo --env SISSUnlearnMicro-v0"
+        " --instance micro-heavy-scale-b8-h30")
     add_agent_arguments(p)
     subcommands["train-agent"] = p
     for name, p in subcommands.items():
