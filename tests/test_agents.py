@@ -295,6 +295,15 @@ def test_a_refused_run_writes_nothing(tmp_path, kw, match):
     assert not out.exists()
 
 
+def test_train_agent_help_names_the_module_entry_point():
+    from unlearn_gym.cli import build_parser
+
+    sub = build_parser().subcommands["train-agent"]
+    text = sub.format_help()
+    assert "python -m agents.train" in text and "episodic" in text and "docs/agents.md" in text
+    assert "--instance micro-heavy-scale-b8-h30" in text  # the epilog's example
+
+
 def test_module_entry_point_help():
     root = Path(__file__).parents[1]
     r = subprocess.run([sys.executable, "-m", "agents.train", "--help"], capture_output=True, text=True, timeout=60,
