@@ -78,3 +78,13 @@ def test_a_value_conflicting_with_the_instance_is_refused(key, value):
 def test_the_instance_value_itself_is_accepted():
     env = gym.make(MICRO, instance=INST, action="lambda+scale", batch_size=8, outcome_config=SMALL)
     assert env.action_space.shape == (2,)
+
+
+def test_one_instance_name_is_a_valid_instances_spec():
+    from unlearn_gym.benchmark.entries import resolve_bench_instances
+    from unlearn_gym.envs.instances import resolve_instances
+
+    assert resolve_instances(INST) == [INST]
+    assert [i.name for i in resolve_bench_instances("micro", INST)] == [INST]
+    with pytest.raises(ValueError, match="unknown instance set"):
+        resolve_instances("no-such-thing")

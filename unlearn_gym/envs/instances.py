@@ -148,11 +148,13 @@ def instance_info(name: str) -> dict[str, Any]:
 
 
 def resolve_instances(spec: str | list[str] | tuple[str, ...]) -> list[str]:
-    """Instance names from ``"SET:SPLIT"`` (``SPLIT`` one of train/test/all), ``"SET"`` (= train)
-    or a list of instance names.
+    """Instance names from ``"SET:SPLIT"`` (``SPLIT`` one of train/test/all), ``"SET"`` (= train),
+    one instance name, or a list of instance names.
 
     :param spec: the ``instances=`` argument.
     """
+    if isinstance(spec, str) and ":" not in spec and spec not in INSTANCE_SETS and spec in _index():
+        return [spec]  # one instance by name
     if isinstance(spec, str):
         set_name, _, split = spec.partition(":")
         if set_name not in INSTANCE_SETS:
