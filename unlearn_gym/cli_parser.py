@@ -132,6 +132,12 @@ def _evaluate(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--classifier", help="evaluator checkpoint (default: the preset's shipped one)")
     p.add_argument("--out", help="output directory (default runs/eval)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--forget-tests", action="store_true",
+                   help="also run membership inference, relearning and distance against the retrained model"
+                        " (docs/forgetting.md); writes forget_tests.json/.md")
+    p.add_argument("--ratio", type=float,
+                   help="contamination ratio of the model's data for --forget-tests (default: the checkpoint's,"
+                        " else 0.1)")
     add_device_arg(p, "sampling (scoring runs on the CPU)")
     return p
 

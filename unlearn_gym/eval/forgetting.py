@@ -130,10 +130,15 @@ def _verdict(mem: dict[str, Any], curve: dict[str, Any], ref: dict[str, Any], di
     """One plain line per test: is the model within noise of the retrained model?"""
     d = mem["difference"]
     cal = mem["calibrated"]
+    lr = mem["forget_loss_ratio"]
     out = {
         "membership": ("like retrained" if d["low"] <= 0.0 <= d["high"] else "unlike retrained")
         + f" (AUC difference {d['auc_mean']:+.3f} [{d['low']:+.3f}, {d['high']:+.3f}];"
         f" calibrated AUC {cal['auc']:.3f} [{cal['low']:.3f}, {cal['high']:.3f}], 0.5 = retrained)",
+        "forget loss": ("like retrained" if lr["low"] <= 1.0 <= lr["high"]
+                        else "lower than retrained: still models the forget set" if lr["high"] < 1.0
+                        else "higher than retrained: pushed past the retrained model")
+        + f" (loss ratio to retrained {lr['ratio']:.3f} [{lr['low']:.3f}, {lr['high']:.3f}])",
     }
     sm, sr = curve["steps_to_half_f0"], ref["steps_to_half_f0"]
     last = curve["steps"][-1]
@@ -143,7 +148,8 @@ def _verdict(mem: dict[str, Any], curve: dict[str, Any], ref: dict[str, Any], di
 
     faster = sm is not None and (sr is None or sm < 0.5 * sr)
     out["relearning"] = (("relearns faster than retrained" if faster else "relearns like retrained (or slower)")
-                         + f" (steps to half F0: {fmt(sm)} vs {fmt(sr)}; F0 {curve['f0']:.3f})")
+                         + f" (steps to half F0: {fmt(sm)} vs {fmt(sr)}; F0 {curve['f0']:.3f}; mean trouser rate"
+                         f" over 0-{last} steps {curve['mean_rate']:.3f} vs {ref['mean_rate']:.3f})")
     t = dist["difference"]["trouser_rate"]
     out["distance"] = (f"trouser rate {t['value']:+.3f} [{t['low']:+.3f}, {t['high']:+.3f}],"
                        f" retain FID {dist['difference']['retain_fid']:+.2f},"
