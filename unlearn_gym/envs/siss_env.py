@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any, ClassVar
 
 import gymnasium as gym
@@ -10,28 +9,23 @@ import numpy as np
 import torch
 from gymnasium import spaces
 
-from unlearn_gym.data import build_contaminated_mnist, task_split
 from unlearn_gym.diffusion.one_step import sample_images
-from unlearn_gym.envs.encoding import (
-    FEATURE_TABLES,
-    decode_action,
-    encode_observation,
-    observation_bounds,
-    observation_table,
+from unlearn_gym.envs.dynamics import (
+    PAPER_BETA,
+    build_shared,
+    observe,
+    reset_state,
+    score_state,
+    step_state,
 )
-from unlearn_gym.envs.estimators import Probe, exact_state, initial_state, reference_retain_loss, update_state
+from unlearn_gym.envs.encoding import FEATURE_TABLES, observation_bounds, observation_table
 from unlearn_gym.envs.instances import instance_info
-from unlearn_gym.envs.outcome import OutcomeScorer
 from unlearn_gym.envs.persistence import CheckpointMixin
 from unlearn_gym.envs.settings import EnvSettings, resolve_env_settings
-from unlearn_gym.envs.state import Origin, RunState
+from unlearn_gym.envs.state import RunState
 from unlearn_gym.imaging import image_grid
-from unlearn_gym.objectives import PairSampler, family_noise, siss_step
-from unlearn_gym.pretrained import load_classifier, load_pretrained
-from unlearn_gym.rng import seeded_global_rng
 
-#: the paper's smoothness weight β (``info["paper_reward"]`` uses it under ``reward="outcome"``)
-PAPER_BETA = 0.1
+__all__ = ["PAPER_BETA", "SISSUnlearnEnv"]
 
 
 class SISSUnlearnEnv(CheckpointMixin, gym.Env[np.ndarray, np.ndarray]):
@@ -221,30 +215,10 @@ class SISSUnlearnEnv(CheckpointMixin, gym.Env[np.ndarray, np.ndarray]):
         self.horizon = c.horizon
         self.render_mode = render_mode
         self.action_space = spaces.Box(-1.0, 1.0, (2 if c.action == "lambda+scale" else 1,), np.float32)
-        self.features = FEATURE_TABLES[c.observation]
         low, high = observation_bounds(self.features)
         self.observation_space = spaces.Box(low, high, dtype=np.float32)
-        dev = torch.device(c.device)
-        res = c.preset.resolution
-        with seeded_global_rng(0):  # nothing built here may move the caller's global RNG
-            data = build_contaminated_mnist(c.preset.name, ratio=c.data_ratio, seed=c.data_seed,
-                                            max_train_digits=c.max_train_digits)
-            self.sampler = PairSampler(*task_split(data, c.task), batch_size=c.batch_size,
-                                       pairing=c.pairing, x_from=c.x_from, device=dev)
-            self.schedule = family_noise(c.model)  # the DDPM's schedule, or the VAE's fixed noise level
-            model = load_pretrained(c.preset.name, c.checkpoint, ratio=c.data_ratio, model=c.model,
-                                    device=dev).train()
-            theta0 = {k: v.detach().clone() for k, v in model.state_dict().items()}
-            optimizer = torch.optim.AdamW(model.parameters(), lr=c.lr, weight_decay=c.weight_decay)
-            # fixed, seed-independent quantities at θ_0 (constants, not episode randomness)
-            self.probe = Probe(self.sampler, self.schedule, c.probe_size, res)
-            phi0 = -c.shaping * self.probe.loss(model, 0.5, c.s) if c.shaping else 0.0
-            self.origin = Origin(theta0, initial_state(model, self.schedule, self.sampler, c.state, c.s),
-                                 reference_retain_loss(model, self.schedule, self.sampler), phi0, c.scale)
-            self._render_noise = torch.randn(10 * c.render_cols, 1, res, res,
-                                             generator=torch.Generator().manual_seed(0))
-            self.scorer = (OutcomeScorer(model, load_classifier(c.preset.name), c.task, c.outcome_config)
-                           if c.outcome else None)
+        # data, sampler, probe, θ_0 and scorer: read by the run, never changed (dynamics.Shared)
+        self.shared, model, optimizer = build_shared(c)
         self.state = RunState(model, optimizer, torch.Generator())
         self.state.restore(self.origin)
         self.state.needs_restore = True
@@ -254,6 +228,36 @@ class SISSUnlearnEnv(CheckpointMixin, gym.Env[np.ndarray, np.ndarray]):
     def config(self) -> dict[str, Any]:
         """The resolved settings as plain values (:meth:`EnvSettings.to_dict`)."""
         return self.settings.to_dict()
+
+    @property
+    def features(self):
+        """The observation's feature table (looked up by name: its encoders are lambdas, which do not pickle)."""
+        return FEATURE_TABLES[self.settings.observation]
+
+    @property
+    def sampler(self):
+        """The task's pair sampler (training data)."""
+        return self.shared.sampler
+
+    @property
+    def schedule(self):
+        """The DDPM's noise schedule, or the VAE's noise level."""
+        return self.shared.schedule
+
+    @property
+    def probe(self):
+        """The fixed probe batch."""
+        return self.shared.probe
+
+    @property
+    def origin(self):
+        """θ_0 and the constants measured there."""
+        return self.shared.origin
+
+    @property
+    def scorer(self):
+        """The outcome scorer (``None`` with ``outcome=False``)."""
+        return self.shared.scorer
 
     @property
     def model(self) -> torch.nn.Module:
@@ -271,13 +275,7 @@ class SISSUnlearnEnv(CheckpointMixin, gym.Env[np.ndarray, np.ndarray]):
         return self.state.global_step
 
     def _obs(self) -> np.ndarray:
-        st, c = self.state, self.settings
-        q = {**st.quantities, "lambda_prev": st.lam_prev, "progress": st.t / self.horizon}
-        if c.observation != "paper":
-            q.update({f"{k}_0": v for k, v in self.origin.quantities.items()}, scale_prev=st.scale_prev,
-                     scale=c.scale, t=st.t, horizon=self.horizon, batch_size=c.batch_size, lr=c.lr,
-                     data_ratio=c.data_ratio)
-        return encode_observation(q, self.features)
+        return observe(self.shared, self.state)
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         """Start an episode (episodic: restore θ_0) or the next window of the run (online).
@@ -287,87 +285,18 @@ class SISSUnlearnEnv(CheckpointMixin, gym.Env[np.ndarray, np.ndarray]):
         :param options: unused.
         """
         super().reset(seed=seed)
-        st = self.state
-        restart = seed is not None or not st.seeded
-        if restart:
-            st.generator.manual_seed(int(self.np_random.integers(0, 2**63 - 1)))
-            st.seeded, st.global_step = True, 0
-        restored = restart or st.needs_restore or self.settings.mode == "episodic"
-        if restored:
-            st.restore(self.origin)
-        st.t, st.done = 0, False
-        info = {"step": 0, "global_step": st.global_step, "lambda": st.lam_prev,
-                "diverged": False, "restored": restored}
-        if self.settings.instance is not None:
-            info["instance"] = self.instance_info()
-        return self._obs(), info
+        return reset_state(self.shared, self.state, self.np_random, seed is not None)
 
     def step(self, action):
         """One SISS update with the λ (and forget scale) the action selects.
 
         :param action: array in ``[-1, 1]^d`` (clipped; NaN raises ``ValueError``).
         """
-        st, c = self.state, self.settings
-        if not st.seeded:
-            raise RuntimeError("call reset() before step()")
-        if st.done:
-            raise RuntimeError("the episode has ended (terminated or truncated): call reset() before stepping"
-                               " again (in online mode a reset continues the run)")
-        lam, step_scale = decode_action(action, self.action_space.shape[0], (c.lambda_min, c.lambda_max),
-                                        c.scale_range)
-        scale = c.scale if step_scale is None else step_scale
-        upd = siss_step(st.model, st.optimizer, self.schedule, self.sampler.sample(st.generator), lam,
-                        rule=c.rule, scale=scale, s=c.s, generator=st.generator, max_grad_norm=c.max_grad_norm)
-        st.t += 1
-        st.global_step += 1
-        info: dict[str, Any] = {"lambda": lam, "scale": scale, **upd.as_dict()}
-        loss = upd.loss
-        if c.reward == "probe":
-            loss = self.probe.loss(st.model, lam, c.s)
-            info["probe_loss"] = loss
-        if c.state == "exact":
-            st.quantities = exact_state(st.model, self.schedule, self.sampler, st.generator)
-            info["exact_state"] = dict(st.quantities)
-        else:
-            st.quantities = update_state(upd.L_r, upd.L_f, upd.grad_norm_r, upd.grad_norm_f, upd.grad_cosine)
-        watched = (upd.loss, upd.L_r, upd.L_f, upd.total_grad_norm, loss, *st.quantities.values())
-        st.retain_ema = 0.9 * st.retain_ema + 0.1 * upd.L_r
-        diverged = not all(math.isfinite(v) for v in watched) or (
-            st.retain_ema > c.divergence_factor * self.origin.retain_loss
-        )
-        truncated = st.t >= self.horizon and not diverged
-        smooth = -c.beta * (lam - st.lam_prev) ** 2
-        paper_beta = PAPER_BETA if c.reward == "outcome" else c.beta  # the paper's reward, whatever this one is
-        paper_reward = _clipped_loss_term(upd.loss, c.reward_clip) - paper_beta * (lam - st.lam_prev) ** 2
-        loss_term = _clipped_loss_term(loss, c.reward_clip)
-        outcome_term = shaping_term = 0.0
-        if (diverged or truncated) and self.scorer is not None:
-            info["outcome"] = self.score()
-        if c.reward == "outcome":
-            loss_term = 0.0
-            if diverged or truncated:
-                outcome_term = info["outcome"]["outcome"]
-            if c.shaping:
-                phi = 0.0 if (diverged or truncated) else -c.shaping * self.probe.loss(st.model, 0.5, c.s)
-                shaping_term, st.phi = phi - st.phi, phi
-        reward = loss_term + outcome_term + shaping_term + smooth
-        st.lam_prev, st.scale_prev = lam, scale
-        st.needs_restore = st.needs_restore or diverged
-        st.done = diverged or truncated
-        info.update(reward_terms={"loss": loss_term, "outcome": outcome_term, "shaping": shaping_term,
-                                  "smoothness": smooth},
-                    paper_reward=paper_reward, step=st.t, global_step=st.global_step,
-                    retain_ema=st.retain_ema, diverged=diverged)
-        return self._obs(), float(reward), diverged, truncated, info
+        return step_state(self.shared, self.state, action)
 
     def score(self) -> dict[str, Any]:
         """The outcome score of the current model (see :mod:`unlearn_gym.envs.outcome`)."""
-        if self.scorer is None:
-            raise RuntimeError("this env was made with outcome=False")
-        out = self.scorer.score(self.model)
-        if self.settings.instance is not None:
-            out["instance"] = self.instance_info()
-        return out
+        return score_state(self.shared, self.state)
 
     def instance_info(self) -> dict[str, Any]:
         """Name, set, split and version of this env's benchmark instance (``{}`` without one)."""
@@ -382,7 +311,8 @@ class SISSUnlearnEnv(CheckpointMixin, gym.Env[np.ndarray, np.ndarray]):
             return None
         cols = self.settings.render_cols
         labels = torch.arange(10).repeat_interleave(cols)
-        imgs = sample_images(self.model, self.schedule, labels, self._render_noise, steps=self.settings.render_steps)
+        imgs = sample_images(self.model, self.schedule, labels, self.shared.render_noise,
+                             steps=self.settings.render_steps)
         return image_grid(imgs, nrow=cols, scale=max(1, 32 // imgs.shape[-1]))
 
 
@@ -390,7 +320,3 @@ SISSUnlearnEnv.__doc__ = (SISSUnlearnEnv.__doc__ or "").replace(
     "{observation_table}", observation_table().replace("\n", "\n    ")).replace(
     "{unitless_table}", observation_table(FEATURE_TABLES["unitless"]).replace("\n", "\n    "))
 
-
-def _clipped_loss_term(loss: float, clip: float) -> float:
-    """``-loss`` clipped to ``±clip``; a non-finite loss counts as ``+clip`` (reward ``-clip``)."""
-    return -min(clip, max(-clip, loss)) if math.isfinite(loss) else -clip

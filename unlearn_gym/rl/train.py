@@ -91,7 +91,9 @@ class Args:
     checkpoint_freq: int | None = None
     """Save the policy every this many training steps (default: a fifth of the run)."""
     vec_env: str = "dummy"
-    """Vectorisation of the training envs: dummy (one process) or subproc (one process per env)."""
+    """Training envs: dummy (one process), subproc (a process per env) or batched (native vector env, loads once)."""
+    n_envs: int | None = None
+    """Training envs (default: the hyperparameter file's n_envs)."""
     tensorboard: bool = True
     """Write tensorboard events to <out>/tb."""
     progress_bar: bool = True
@@ -231,14 +233,18 @@ def train(args: Args, command: str | None = None) -> dict[str, Any]:
     check_algo(args.algo)
     if args.protocol not in PROTOCOLS:
         raise ValueError(f"--protocol must be one of {PROTOCOLS}, got {args.protocol!r}")
-    if args.vec_env not in ("dummy", "subproc"):
-        raise ValueError(f"--vec-env must be dummy or subproc, got {args.vec_env!r}")
+    if args.vec_env not in ("dummy", "subproc", "batched"):
+        raise ValueError(f"--vec-env must be dummy, subproc or batched, got {args.vec_env!r}")
+    if args.n_envs is not None and args.n_envs < 1:
+        raise ValueError(f"--n-envs must be >= 1, got {args.n_envs}")
     if args.instance and args.instances:
         raise ValueError("pass --instance (one) or --instances (drawn per episode), not both")
     if args.eval_episodes < 1:
         raise ValueError(f"--eval-episodes must be >= 1, got {args.eval_episodes}")
     torch.set_num_threads(args.torch_threads)
     hp = load_hyperparams(args.algo, args.env, args.hyperparams, protocol=args.protocol, overrides=args.set)
+    if args.n_envs is not None:
+        hp = {**hp, "n_envs": args.n_envs}
     env_kwargs = dict(hp["env_kwargs"])
     if args.instance:
         env_kwargs["instance"] = args.instance
@@ -271,8 +277,18 @@ def train(args: Args, command: str | None = None) -> dict[str, Any]:
                        yaml.safe_dump({short_env_id(args.env): hp}, sort_keys=False).encode())
 
     # ---- training ------------------------------------------------------------------------
-    vec_cls = SubprocVecEnv if args.vec_env == "subproc" else DummyVecEnv
-    venv = make_vec_env(args.env, n_envs=hp["n_envs"], seed=args.seed, env_kwargs=env_kwargs, vec_env_cls=vec_cls)
+    if args.vec_env == "batched":  # the native vector env (unlearn_gym.envs.vector) behind SB3's VecEnv API
+        from stable_baselines3.common.vec_env import VecMonitor
+
+        from unlearn_gym.rl.vec import VectorEnvAdapter
+
+        venv = VecMonitor(VectorEnvAdapter(gym.make_vec(args.env, num_envs=hp["n_envs"],
+                                                        vectorization_mode="vector_entry_point", **env_kwargs)))
+        venv.seed(args.seed)  # copy i gets seed + i, as make_vec_env's env i
+    else:
+        vec_cls = SubprocVecEnv if args.vec_env == "subproc" else DummyVecEnv
+        venv = make_vec_env(args.env, n_envs=hp["n_envs"], seed=args.seed, env_kwargs=env_kwargs,
+                            vec_env_cls=vec_cls)
     if hp["normalize"]:
         venv = VecNormalize(venv, **({} if hp["normalize"] is True else dict(hp["normalize"])))
     kw = model_kwargs(hp)

@@ -1,0 +1,193 @@
+"""The native vector env (unlearn_gym.envs.vector): copy i with seed s is the single env with seed s.
+
+Equivalence is checked against gymnasium's ``SyncVectorEnv`` of single envs (``make_vec(...,
+vectorization_mode="sync")``: env i reset with seed s + i, autoreset NEXT_STEP, infos through the
+same ``_add_info``), so every observation, reward, flag and info entry (outcome scores included) is
+compared. Tolerance: none. The copies are stepped in a loop through the single env's own step
+function, so the trajectories are bit-identical (``assert_array_equal``, NaN equal to NaN).
+"""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+import unlearn_gym  # noqa: F401  (registers the ids)
+from unlearn_gym.envs.vector import SISSUnlearnVectorEnv
+
+VAE = "unlearn_gym:SISSUnlearnVAE-v0"
+MICRO = "unlearn_gym:SISSUnlearnMicro-v0"
+SMALL = {"n_forget": 8, "n_per_retain": 2, "steps": 2}
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def _leaves(d: dict, prefix: str = "") -> dict[str, np.ndarray]:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_leaves(v, f"{prefix}{k}/"))
+        else:
+            out[prefix + k] = np.asarray(v)
+    return out
+
+
+def _same(a, b) -> None:
+    """Two vector-env results (tuples of arrays and an info dict) are identical."""
+    assert len(a) == len(b)
+    for x, y in zip(a[:-1], b[:-1]):
+        np.testing.assert_array_equal(x, y)
+    ia, ib = _leaves(a[-1]), _leaves(b[-1])
+    assert sorted(ia) == sorted(ib)
+    for k in ia:
+        np.testing.assert_array_equal(ia[k], ib[k], err_msg=k)
+
+
+def _actions(rng: np.random.Generator, n: int, dim: int, push: float) -> np.ndarray:
+    """Different actions per copy, mostly gentle; with probability ``push`` a copy forgets as hard as it can."""
+    a = rng.uniform(-1, 0.2, (n, dim)).astype(np.float32)
+    a[rng.random(n) < push] = 1.0
+    return a
+
+
+def _compare(env_id: str, n: int, steps: int, seed, push: float = 0.3, options=None, **kwargs):
+    """Step the native env and the sync one with the same actions; return the flags seen."""
+    native = gym.make_vec(env_id, num_envs=n, vectorization_mode="vector_entry_point", **kwargs)
+    sync = gym.make_vec(env_id, num_envs=n, vectorization_mode="sync", **kwargs)
+    assert isinstance(native.unwrapped, SISSUnlearnVectorEnv)
+    assert native.single_observation_space == sync.single_observation_space
+    assert native.single_action_space == sync.single_action_space
+    assert native.observation_space == sync.observation_space and native.action_space == sync.action_space
+    rng = np.random.default_rng(0)
+    _same(native.reset(seed=seed, options=options), sync.reset(seed=seed, options=options))
+    seen = {"terminated": np.zeros(n, int), "truncated": np.zeros(n, int), "instances": set(), "outcomes": 0}
+    for _ in range(steps):
+        a = _actions(rng, n, native.single_action_space.shape[0], push)
+        out = native.step(a)
+        _same(out, sync.step(a))
+        seen["terminated"] += out[2]
+        seen["truncated"] += out[3]
+        seen["outcomes"] += int(out[-1].get("_outcome", np.zeros(n, bool)).sum())
+        seen["instances"] |= {native.unwrapped.settings(i).instance for i in range(n)}
+    native.close()
+    sync.close()
+    return seen
+
+
+@pytest.mark.parametrize(("rule", "scale"), [("ratio", 0.5), ("rescale", 5.0), ("clip", 5.0)])
+def test_vae_copies_match_single_envs(rule, scale):
+    # lr 0.01 and a divergence factor of 2 make a hard-forgetting copy diverge now and then
+    seen = _compare(VAE, 3, 22, seed=0, rule=rule, scale=scale, lr=0.01, divergence_factor=2.0, batch_size=8,
+                    horizon=6, outcome_config=SMALL)
+    assert seen["terminated"].sum() >= 1 and seen["truncated"].sum() >= 1  # a divergence and a truncation
+    assert seen["outcomes"] >= 2  # the outcome at each copy's episode end
+
+
+def test_micro_ddpm_scale_action_matches_with_seed_list():
+    seen = _compare(MICRO, 2, 20, seed=[7, 3], action="lambda+scale", lr=1e-3, divergence_factor=1.5,
+                    batch_size=8, horizon=5, outcome_config=SMALL)
+    assert seen["terminated"].sum() >= 1 and seen["truncated"].sum() >= 1
+
+
+def test_instances_differ_per_copy_and_match():
+    # vae:train holds instances of different batch sizes (8, 16) and horizons (30, 10)
+    seen = _compare(VAE, 3, 24, seed=1, instances="vae:train", outcome_config=SMALL)
+    assert len(seen["instances"]) == 2 and seen["truncated"].sum() >= 1
+
+
+def test_online_mode_matches():
+    _compare(VAE, 2, 12, seed=0, mode="online", batch_size=8, horizon=4, outcome=False)
+
+
+def test_copies_do_not_talk_to_each_other():
+    kw = dict(num_envs=2, batch_size=8, horizon=6, outcome=False, lr=0.05, divergence_factor=1.5)
+    runs = []
+    for push in (-1.0, 1.0):  # copy 1 forgets gently, then as hard as it can (and diverges)
+        env = gym.make_vec(VAE, **kw)
+        env.reset(seed=0)
+        rows = []
+        for t in range(12):
+            obs, r, term, trunc, _ = env.step(np.array([[0.2 * (t % 3) - 0.2], [push]], np.float32))
+            rows.append((obs[0].copy(), r[0], term[0], trunc[0]))
+        runs.append((rows, env.unwrapped.states[0].model.state_dict()))
+    for x, y in zip(runs[0][0], runs[1][0]):
+        np.testing.assert_array_equal(x[0], y[0])
+        assert x[1:] == y[1:]
+    for k, v in runs[0][1].items():
+        assert torch.equal(v, runs[1][1][k])
+    # and each copy owns its parameters
+    env = gym.make_vec(VAE, **kw).unwrapped
+    p0, p1 = (next(s.model.parameters()) for s in env.states)
+    assert p0.data_ptr() != p1.data_ptr()
+
+
+def test_make_vec_modes_and_refusals():
+    env = gym.make_vec(VAE, num_envs=2, batch_size=8, outcome=False)  # no mode: the vector entry point
+    assert isinstance(env.unwrapped, SISSUnlearnVectorEnv)
+    assert env.metadata["autoreset_mode"] == gym.vector.AutoresetMode.NEXT_STEP
+    obs, info = env.reset(seed=0)
+    assert obs.shape == (2, 6) and env.observation_space.contains(obs) and info["_step"].all()
+    sync = gym.make_vec(VAE, num_envs=2, vectorization_mode="sync", batch_size=8, outcome=False)
+    assert isinstance(sync, gym.vector.SyncVectorEnv)
+    for bad in ({"state": "exact"}, {"reward": "probe"}, {"render_mode": "rgb_array"}):
+        with pytest.raises(ValueError, match='vectorization_mode="sync"'):
+            gym.make_vec(VAE, num_envs=2, batch_size=8, **bad)
+
+
+# ---------------------------------------------------------------------------------------------
+# Stable-Baselines3
+
+
+def test_sb3_adapter_matches_dummy_vec_env():
+    from stable_baselines3.common.env_util import make_vec_env
+
+    from unlearn_gym.rl.vec import VectorEnvAdapter
+
+    kw = dict(batch_size=8, horizon=4, lr=0.01, divergence_factor=2.0, outcome_config=SMALL)
+    ours = VectorEnvAdapter(gym.make_vec(VAE, num_envs=2, **kw))
+    ours.seed(3)
+    ref = make_vec_env(VAE, n_envs=2, seed=3, env_kwargs=kw)
+    np.testing.assert_array_equal(ours.reset(), ref.reset())
+    rng, dones_seen = np.random.default_rng(0), 0
+    for _ in range(10):
+        a = _actions(rng, 2, 1, 0.3)
+        o1, r1, d1, i1 = ours.step(a)
+        o2, r2, d2, i2 = ref.step(a)
+        np.testing.assert_array_equal(o1, o2)
+        np.testing.assert_array_equal(r1, r2)
+        np.testing.assert_array_equal(d1, d2)
+        for x, y in zip(i1, i2):
+            assert x["lambda"] == y["lambda"] and x["paper_reward"] == y["paper_reward"]
+            assert ("outcome" in x) == ("outcome" in y)
+            if "terminal_observation" in y:
+                np.testing.assert_array_equal(x["terminal_observation"], y["terminal_observation"])
+                assert x["TimeLimit.truncated"] == y["TimeLimit.truncated"]
+                assert x["outcome"]["outcome"] == y["outcome"]["outcome"]
+        dones_seen += int(d1.sum())
+    assert dones_seen >= 2
+    ours.close()
+    ref.close()
+
+
+@pytest.mark.parametrize("algo", ["ppo", "sac"])
+def test_train_agent_on_the_batched_vec_env(tmp_path, algo):
+    pytest.importorskip("yaml")
+    from unlearn_gym.rl.train import Args, train
+
+    extra = ["n_steps=64", "batch_size=64"] if algo == "ppo" else ["learning_starts=50", "batch_size=32"]
+    args = Args(algo=algo, env="SISSUnlearnVAE-v0", vec_env="batched", n_envs=4, timesteps=256,
+                out=str(tmp_path / algo), eval_samples=0, progress_bar=False, tensorboard=False,
+                set=["env_kwargs.horizon=8", "env_kwargs.batch_size=8",
+                     f"env_kwargs.outcome_config={SMALL}".replace("'", ""), *extra])
+    result = train(args)
+    assert result["timesteps"] >= 256 and result["training_episodes"] >= 4 * (256 // 4 // 8) - 4
+    cfg = (tmp_path / algo / "config.json").read_text()
+    assert '"n_envs": 4' in cfg and '"vec_env": "batched"' in cfg

@@ -1,0 +1,225 @@
+"""``SISSUnlearnVectorEnv``: N unlearning runs in one process, loading shared once.
+
+``gym.make_vec(id, num_envs=N)`` builds it for the registered ids (their ``vector_entry_point``;
+``vectorization_mode="sync"``/``"async"`` still give gymnasium's ``SyncVectorEnv`` /
+``AsyncVectorEnv`` of :class:`~unlearn_gym.envs.siss_env.SISSUnlearnEnv`). It follows gymnasium's
+``CartPoleVectorEnv``: batched spaces, ``single_observation_space`` / ``single_action_space``,
+``autoreset_mode`` NEXT_STEP (the step after a copy's episode ends resets that copy: reward 0,
+the reset's observation and info), infos as a dict of arrays with a ``_key`` mask
+(``VectorEnv._add_info``).
+
+What a run only reads (data, sampler, noise schedule, probe batch, θ_0 and its constants, outcome
+scorer: :class:`~unlearn_gym.envs.dynamics.Shared`) is held once per settings (per instance with
+``instances=``, built lazily the first time a copy draws the instance). Each copy owns its
+:class:`~unlearn_gym.envs.state.RunState`: its model (a copy of the pretrained one, restored from
+the shared θ_0), AdamW state, torch generator, update-rule norms, clipping, divergence check and
+counters. A copy steps and resets through the very functions the single env uses
+(:func:`~unlearn_gym.envs.dynamics.step_state`, :func:`~unlearn_gym.envs.dynamics.reset_state`),
+so copy i reset with seed s follows the trajectory of ``gym.make(id)`` reset with seed s
+bit-identically (tests/test_vector.py). Today the copies are stepped one after another in a loop:
+the env shares loading and memory, not the arithmetic (docs/vector.md has the measured speeds).
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from gymnasium import spaces
+from gymnasium.utils import seeding
+from gymnasium.vector import AutoresetMode, VectorEnv
+from gymnasium.vector.utils import batch_space
+
+from unlearn_gym.envs.dynamics import Shared, build_shared, make_optimizer, reset_state, score_state, step_state
+from unlearn_gym.envs.encoding import FEATURE_TABLES, observation_bounds
+from unlearn_gym.envs.instances import get_instance, resolve_instances
+from unlearn_gym.envs.settings import EnvSettings, resolve_env_settings
+from unlearn_gym.envs.state import RunState
+
+SYNC_FALLBACK = 'gym.make_vec(id, num_envs=N, vectorization_mode="sync")'
+
+
+def _check_batchable(c: EnvSettings) -> None:
+    """Refuse the options the vector env does not support, naming the fallback."""
+    bad = []
+    if c.state == "exact":
+        bad.append("state='exact'")
+    if c.reward == "probe":
+        bad.append("reward='probe'")
+    if bad:
+        raise ValueError(f"the native vector env does not support {', '.join(bad)}; use {SYNC_FALLBACK}"
+                         " (or 'async'), which steps independent SISSUnlearnEnv copies")
+
+
+class SISSUnlearnVectorEnv(VectorEnv):
+    """N copies of :class:`~unlearn_gym.envs.siss_env.SISSUnlearnEnv` sharing data, θ_0, probe and scorer.
+
+    :param num_envs: number of copies N.
+    :param instances: ``"SET:SPLIT"`` or a list of instance names: each copy draws its instance at
+        every reset, as :class:`~unlearn_gym.envs.multi.InstanceSetEnv` does (seed s on instance n
+        plays the episode ``instance=n`` plays with seed s).
+    :param render_mode: must be ``None`` (rendering: use the sync fallback).
+    :param kwargs: the arguments of :class:`~unlearn_gym.envs.siss_env.SISSUnlearnEnv` (every
+        copy gets the same; ``state="exact"`` and ``reward="probe"`` are refused).
+    """
+
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": [], "autoreset_mode": AutoresetMode.NEXT_STEP}
+
+    def __init__(self, num_envs: int = 1, *, instances: str | list[str] | None = None,
+                 render_mode: str | None = None, max_episode_steps: int | None = None, **kwargs: Any):
+        if not (isinstance(num_envs, int) and num_envs >= 1):
+            raise ValueError(f"num_envs must be an integer >= 1, got {num_envs!r}")
+        if render_mode is not None:
+            raise ValueError(f"the native vector env does not render (render_mode={render_mode!r}); use"
+                             f" {SYNC_FALLBACK} with render_mode='rgb_array'")
+        if max_episode_steps is not None:
+            raise ValueError("max_episode_steps is not an argument of the unlearning envs: pass horizon")
+        self.num_envs = num_envs
+        self.render_mode = None
+        self.names: list[str] | None = None
+        if instances is not None:
+            if kwargs.get("instance") is not None:
+                raise ValueError("pass either instance (one) or instances (drawn per reset), not both")
+            self.names = resolve_instances(instances)
+            actions = {get_instance(n).action for n in self.names}
+            if len(actions) != 1:
+                raise ValueError(f"instances must share the action space; got actions {sorted(actions)}")
+            for k in ("instance", "preset", "task", "model"):
+                kwargs.pop(k, None)  # fixed by each instance (registered ids pass a preset)
+        self._kwargs = kwargs
+        self._bundles: dict[str | None, Shared] = {}
+        first_name = self.names[0] if self.names else None
+        first, model = self._build(first_name)
+        c = first.settings
+        if self.names is not None and c.mode == "online":
+            raise ValueError("mode='online' with instances= is not supported by the native vector env; use"
+                             f" {SYNC_FALLBACK}")
+        low, high = observation_bounds(FEATURE_TABLES[c.observation])
+        self.single_observation_space = spaces.Box(low, high, dtype=np.float32)
+        self.single_action_space = spaces.Box(-1.0, 1.0, (first.action_dim,), np.float32)
+        self.observation_space = batch_space(self.single_observation_space, num_envs)
+        self.action_space = batch_space(self.single_action_space, num_envs)
+        # one model + AdamW + generator per copy; copy 0 keeps the loaded model
+        models = [model] + [copy.deepcopy(model) for _ in range(num_envs - 1)]
+        self.states = [RunState(m, make_optimizer(c, m), torch.Generator()) for m in models]
+        for st in self.states:
+            st.restore(first.origin)
+            st.needs_restore = True
+        self.current: list[Shared] = [first] * num_envs
+        self._rngs: list[np.random.Generator | None] = [None] * num_envs
+        self._obs = np.zeros((num_envs, *self.single_observation_space.shape), dtype=np.float32)
+        self._rewards = np.zeros(num_envs, dtype=np.float64)
+        self._terminations = np.zeros(num_envs, dtype=np.bool_)
+        self._truncations = np.zeros(num_envs, dtype=np.bool_)
+        self._autoreset_envs = np.zeros(num_envs, dtype=np.bool_)
+
+    # ----------------------------------------------------------------------------------------
+    def _build(self, name: str | None) -> tuple[Shared, torch.nn.Module]:
+        settings = resolve_env_settings(instance=name, **self._kwargs) if name else resolve_env_settings(**self._kwargs)
+        _check_batchable(settings)
+        shared, model, _ = build_shared(settings)
+        self._bundles[name] = shared
+        return shared, model
+
+    def bundle(self, name: str | None) -> Shared:
+        """The shared resources of an instance (``None``: of the env's settings), built on first use.
+
+        :param name: instance name (``None`` without ``instances``).
+        """
+        if name not in self._bundles:
+            if self.names is None or name not in self.names:
+                raise ValueError(f"instance {name!r} is not in this env's instances {self.names}")
+            shared, _ = self._build(name)  # the loaded model is dropped: copies own theirs
+            if shared.origin.theta.keys() != self._bundles[self.names[0]].origin.theta.keys():
+                raise ValueError(f"instance {name!r} has another architecture than {self.names[0]!r}")
+        return self._bundles[name]
+
+    def settings(self, i: int) -> EnvSettings:
+        """The resolved settings copy ``i`` runs with now (its current instance's).
+
+        :param i: copy index.
+        """
+        return self.current[i].settings
+
+    def score(self, i: int) -> dict[str, Any]:
+        """The outcome score of copy ``i``'s current model.
+
+        :param i: copy index.
+        """
+        return score_state(self.current[i], self.states[i])
+
+    # ----------------------------------------------------------------------------------------
+    def _reset_copy(self, i: int, seed: int | None, instance: str | None = None):
+        st = self.states[i]
+        if seed is not None or self._rngs[i] is None:
+            self._rngs[i], _ = seeding.np_random(seed)
+        rng = self._rngs[i]
+        if self.names is None:
+            return reset_state(self.current[i], st, rng, seed is not None)
+        # InstanceSetEnv's reset: draw the instance, then pass the seed (or one drawn) to it
+        name = instance if instance is not None else self.names[int(rng.integers(len(self.names)))]
+        shared = self.bundle(name)
+        if shared is not self.current[i]:
+            self.current[i] = shared
+            st.optimizer = make_optimizer(shared.settings, st.model)  # its lr and weight decay
+        sub_seed = seed if seed is not None else int(rng.integers(0, 2**31 - 1))
+        inner, _ = seeding.np_random(sub_seed)
+        return reset_state(shared, st, inner, True)
+
+    def reset(self, *, seed: int | list[int | None] | None = None, options: dict[str, Any] | None = None):
+        """Reset every copy (or those of ``options["reset_mask"]``).
+
+        :param seed: ``None``, an int s (copy i gets s + i, as ``SyncVectorEnv``) or one seed per copy.
+        :param options: ``{"reset_mask": bool array}`` and, with ``instances``, ``{"instance": NAME}``
+            or one name per copy.
+        """
+        super().reset(seed=seed if isinstance(seed, int) else None)
+        n = self.num_envs
+        seeds = [None] * n if seed is None else [seed + i for i in range(n)] if isinstance(seed, int) else list(seed)
+        if len(seeds) != n:
+            raise ValueError(f"need {n} seeds, got {len(seeds)}")
+        options = dict(options or {})
+        mask = np.asarray(options.pop("reset_mask", np.ones(n, dtype=np.bool_)), dtype=np.bool_)
+        inst = options.pop("instance", None)
+        if options:
+            raise ValueError(f"unknown reset options {sorted(options)}; known: reset_mask, instance")
+        if inst is not None and self.names is None:
+            raise ValueError("options['instance'] needs an env made with instances=")
+        names = [inst] * n if inst is None or isinstance(inst, str) else list(inst)
+        infos: dict[str, Any] = {}
+        for i in np.flatnonzero(mask):
+            self._obs[i], info = self._reset_copy(int(i), seeds[i], names[i])
+            self._terminations[i] = self._truncations[i] = self._autoreset_envs[i] = False
+            infos = self._add_info(infos, info, int(i))
+        return self._obs.copy(), infos
+
+    def step(self, actions: np.ndarray):
+        """Step every copy; a copy whose episode ended on the previous step is reset instead (NEXT_STEP).
+
+        :param actions: ``(num_envs, d)`` array in ``[-1, 1]`` (clipped; NaN raises ``ValueError``).
+        """
+        actions = np.asarray(actions)
+        if actions.shape[:1] != (self.num_envs,):
+            raise ValueError(f"actions must have shape {self.action_space.shape}, got {actions.shape}")
+        infos: dict[str, Any] = {}
+        for i in range(self.num_envs):
+            if self._autoreset_envs[i]:
+                self._obs[i], info = self._reset_copy(i, None)
+                self._rewards[i], self._terminations[i], self._truncations[i] = 0.0, False, False
+            else:
+                (self._obs[i], self._rewards[i], self._terminations[i], self._truncations[i],
+                 info) = step_state(self.current[i], self.states[i], actions[i])
+            infos = self._add_info(infos, info, i)
+        self._autoreset_envs = np.logical_or(self._terminations, self._truncations)
+        return self._obs.copy(), self._rewards.copy(), self._terminations.copy(), self._truncations.copy(), infos
+
+
+def make_unlearn_vector_env(num_envs: int = 1, **kwargs: Any) -> SISSUnlearnVectorEnv:
+    """``vector_entry_point`` of the registered ids (``gym.make_vec(id, num_envs=N)``).
+
+    :param num_envs: number of copies.
+    :param kwargs: :class:`SISSUnlearnVectorEnv` arguments.
+    """
+    return SISSUnlearnVectorEnv(num_envs, **kwargs)
