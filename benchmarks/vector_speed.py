@@ -1,0 +1,104 @@
+"""Steps/s of the native vector env against gymnasium's SyncVectorEnv (and AsyncVectorEnv), in one run.
+
+For each model (the ``micro`` DDPM at batch 8, the ``micro`` VAE) and N copies it builds the native
+env (``gym.make_vec(id, num_envs=N)``, the ``vector_entry_point``) and ``SyncVectorEnv`` of N
+single envs (``vectorization_mode="sync"``; ``AsyncVectorEnv`` too for N <= ``--async-max``), times
+``--steps`` vector steps of each, alternating the contenders over ``--rounds`` rounds (medians, so a
+background load hits both alike), and prints env steps/s (N × vector steps / s), the ratios to
+sync, the build time and the memory one copy adds (its parameters, their ``.grad`` and AdamW's two
+moments, measured on the tensors after a step). Episodes never end while timed (``horizon`` 10^6,
+no outcome score, divergence check off), so this is the cost of the updates and the bookkeeping.
+
+    OMP_NUM_THREADS=1 python benchmarks/vector_speed.py                       # N = 1, 4, 16
+    OMP_NUM_THREADS=1 python benchmarks/vector_speed.py --n 1 4 --steps 10 --json out.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+import unlearn_gym  # noqa: F401  (registers the ids)
+
+MODELS = {"micro DDPM": "unlearn_gym:SISSUnlearnMicro-v0", "VAE": "unlearn_gym:SISSUnlearnVAE-v0"}
+STEADY = {"horizon": 10**6, "outcome": False, "divergence_factor": 1e12}
+
+
+def _build(env_id: str, n: int, mode: str, kw: dict) -> tuple[gym.vector.VectorEnv, float]:
+    t0 = time.perf_counter()
+    env = gym.make_vec(env_id, num_envs=n, vectorization_mode=mode, **kw)
+    env.reset(seed=0)
+    return env, time.perf_counter() - t0
+
+
+def _time(env: gym.vector.VectorEnv, steps: int) -> float:
+    a = np.zeros(env.action_space.shape, dtype=np.float32)
+    env.step(a)  # warm-up
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        env.step(a)
+    return time.perf_counter() - t0
+
+
+def copy_bytes(env: gym.vector.VectorEnv) -> dict[str, int]:
+    """Bytes one copy of the native env owns after a step: parameters, gradients, AdamW moments, buffers."""
+    st = env.unwrapped.states[0]
+    params = sum(p.numel() * p.element_size() for p in st.model.parameters())
+    grads = sum(p.grad.numel() * p.grad.element_size() for p in st.model.parameters() if p.grad is not None)
+    adam = sum(v.numel() * v.element_size() for s in st.optimizer.state.values() for v in s.values()
+               if torch.is_tensor(v) and v.dim() > 0)
+    buffers = sum(b.numel() * b.element_size() for b in st.model.buffers())
+    return {"params": params, "grads": grads, "adam": adam, "buffers": buffers,
+            "total": params + grads + adam + buffers}
+
+
+def main(argv: list[str] | None = None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--n", type=int, nargs="+", default=[1, 4, 16], help="copies N")
+    p.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
+    p.add_argument("--batch", type=int, default=8, help="mini-batch per copy")
+    p.add_argument("--steps", type=int, default=8, help="timed vector steps per round")
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--async-max", type=int, default=4, help="time AsyncVectorEnv for N up to this (0: never)")
+    p.add_argument("--json", default=None, help="write the results here")
+    args = p.parse_args(argv)
+    torch.set_num_threads(1)
+    rows = []
+    for name in args.models:
+        env_id, kw = MODELS[name], {**STEADY, "batch_size": args.batch}
+        for n in args.n:
+            modes = ["vector_entry_point", "sync"] + (["async"] if n <= args.async_max else [])
+            envs, build = {}, {}
+            for m in modes:
+                envs[m], build[m] = _build(env_id, n, m, kw)
+            times: dict[str, list[float]] = {m: [] for m in modes}
+            for _ in range(args.rounds):
+                for m in modes:
+                    times[m].append(_time(envs[m], args.steps))
+            sps = {m: n * args.steps / statistics.median(t) for m, t in times.items()}
+            row = {"model": name, "n": n, "batch": args.batch, "steps_per_s": sps,
+                   "ratio_to_sync": {m: sps[m] / sps["sync"] for m in modes},
+                   "build_s": build, "copy_bytes": copy_bytes(envs["vector_entry_point"])}
+            rows.append(row)
+            for e in envs.values():
+                e.close()
+            asy = (f"async {sps['async']:7.1f} ({sps['async'] / sps['sync']:.2f}x)" if "async" in sps else "")
+            print(f"{name:10s} N={n:3d} B={args.batch}: native {sps['vector_entry_point']:7.1f} steps/s"
+                  f" ({sps['vector_entry_point'] / sps['sync']:.2f}x sync), sync {sps['sync']:7.1f} {asy};"
+                  f" build native {build['vector_entry_point']:.1f} s, sync {build['sync']:.1f} s;"
+                  f" one copy {row['copy_bytes']['total'] / 2**20:.2f} MiB", flush=True)
+    out = {"rows": rows, "torch_threads": 1, "steps": args.steps, "rounds": args.rounds}
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(out, f, indent=1)
+    return out
+
+
+if __name__ == "__main__":
+    main()
