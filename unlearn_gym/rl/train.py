@@ -202,33 +202,13 @@ def _aggregate(episodes: list[dict[str, Any]]) -> dict[str, Any]:
     return agg
 
 
-def train(args: Args, command: str | None = None) -> dict[str, Any]:
-    """Train, save the policy, make the final run(s), save and evaluate the unlearned model(s).
+def _resolve(args: Args) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The run's hyperparameters and env arguments, every check made before anything is written.
 
     :param args: the run's settings.
-    :param command: the command line (recorded in the outputs).
-    :returns: the content of ``result.json``.
-    :raises ValueError: bad settings (an unknown hyperparameter is named).
+    :returns: ``(hyperparameters, env_kwargs)`` (``hp["env_kwargs"]`` is ``env_kwargs``).
     """
-    import gymnasium as gym
-    import torch
-    import yaml
-    from stable_baselines3.common.callbacks import CallbackList, CheckpointCallback
-    from stable_baselines3.common.env_util import make_vec_env
-    from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecNormalize
-
-    import unlearn_gym  # noqa: F401  (registers the env ids)
-    from unlearn_gym.checkpoints import atomic_write_bytes, versions, write_json
-    from unlearn_gym.rl.callbacks import ProgressBar, UnlearnLogCallback
-    from unlearn_gym.rl.config import (
-        algo_class,
-        check_algo,
-        check_env_kwargs,
-        default_hyperparams_path,
-        load_hyperparams,
-        model_kwargs,
-    )
-    from unlearn_gym.rl.evaluation import baseline_references, plot_training, run_policy, save_unlearned
+    from unlearn_gym.rl.config import check_algo, check_env_kwargs, load_hyperparams
 
     check_algo(args.algo)
     if args.protocol not in PROTOCOLS:
@@ -241,7 +221,6 @@ def train(args: Args, command: str | None = None) -> dict[str, Any]:
         raise ValueError("pass --instance (one) or --instances (drawn per episode), not both")
     if args.eval_episodes < 1:
         raise ValueError(f"--eval-episodes must be >= 1, got {args.eval_episodes}")
-    torch.set_num_threads(args.torch_threads)
     hp = load_hyperparams(args.algo, args.env, args.hyperparams, protocol=args.protocol, overrides=args.set)
     if args.n_envs is not None:
         hp = {**hp, "n_envs": args.n_envs}
@@ -264,10 +243,22 @@ def train(args: Args, command: str | None = None) -> dict[str, Any]:
     n_timesteps = int(args.timesteps if args.timesteps is not None else hp["n_timesteps"])
     if n_timesteps < 1:
         raise ValueError(f"--timesteps must be >= 1, got {n_timesteps}")
-    hp = {**hp, "env_kwargs": env_kwargs, "n_timesteps": n_timesteps}
+    return {**hp, "env_kwargs": env_kwargs, "n_timesteps": n_timesteps}, env_kwargs
 
-    out = Path(args.out) if args.out else default_out(args)
-    out.mkdir(parents=True, exist_ok=True)
+
+def _write_config(args: Args, hp: dict[str, Any], out: Path, command: str | None) -> None:
+    """``config.json`` and ``hyperparams.yml`` of the run (atomic writes).
+
+    :param args: the run's settings.
+    :param hp: the resolved hyperparameters.
+    :param out: the run folder.
+    :param command: the command line.
+    """
+    import yaml
+
+    from unlearn_gym.checkpoints import atomic_write_bytes, versions, write_json
+    from unlearn_gym.rl.config import default_hyperparams_path
+
     hp_file = str(args.hyperparams or default_hyperparams_path(args.algo))
     config = {"algo": args.algo, "env": args.env, "protocol": args.protocol, "seed": args.seed,
               "hyperparams_file": hp_file, "hyperparams": hp, "args": dataclasses.asdict(args),
@@ -276,7 +267,19 @@ def train(args: Args, command: str | None = None) -> dict[str, Any]:
     atomic_write_bytes(out / "hyperparams.yml",
                        yaml.safe_dump({short_env_id(args.env): hp}, sort_keys=False).encode())
 
-    # ---- training ------------------------------------------------------------------------
+
+def _make_venv(args: Args, hp: dict[str, Any], env_kwargs: dict[str, Any]) -> Any:
+    """The training vector env: SB3's dummy/subproc, or the native one behind SB3's API (``batched``),
+    wrapped in ``VecNormalize`` when the hyperparameters ask for it.
+
+    :param args: the run's settings.
+    :param hp: the resolved hyperparameters.
+    :param env_kwargs: the env's arguments.
+    """
+    import gymnasium as gym
+    from stable_baselines3.common.env_util import make_vec_env
+    from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecNormalize
+
     if args.vec_env == "batched":  # the native vector env (unlearn_gym.envs.vector) behind SB3's VecEnv API
         from stable_baselines3.common.vec_env import VecMonitor
 
@@ -291,6 +294,24 @@ def train(args: Args, command: str | None = None) -> dict[str, Any]:
                             vec_env_cls=vec_cls)
     if hp["normalize"]:
         venv = VecNormalize(venv, **({} if hp["normalize"] is True else dict(hp["normalize"])))
+    return venv
+
+
+def _learn(args: Args, hp: dict[str, Any], venv: Any, out: Path) -> tuple[Any, Any, float]:
+    """Build the agent and train it, with checkpoints and the per-episode log.
+
+    :param args: the run's settings.
+    :param hp: the resolved hyperparameters.
+    :param venv: the training vector env.
+    :param out: the run folder.
+    :returns: ``(model, log callback, training seconds)``.
+    """
+    from stable_baselines3.common.callbacks import CallbackList, CheckpointCallback
+
+    from unlearn_gym.rl.callbacks import ProgressBar, UnlearnLogCallback
+    from unlearn_gym.rl.config import algo_class, model_kwargs
+
+    n_timesteps = hp["n_timesteps"]
     kw = model_kwargs(hp)
     device = kw.pop("device", "cpu")
     model = algo_class(args.algo)(hp["policy"], venv, seed=args.seed, verbose=args.verbose, device=device,
@@ -303,7 +324,87 @@ def train(args: Args, command: str | None = None) -> dict[str, Any]:
         callbacks.append(ProgressBar(log_cb, desc=f"{args.algo} ({args.protocol})"))
     t0 = time.perf_counter()
     model.learn(total_timesteps=n_timesteps, callback=CallbackList(callbacks), tb_log_name=args.algo)
-    train_s = time.perf_counter() - t0
+    return model, log_cb, time.perf_counter() - t0
+
+
+def _final_online(env: Any, rows: list[dict[str, Any]], out: Path, seed: int, save_kw: dict[str, Any]
+                  ) -> dict[str, Any]:
+    """The online run's unlearned model (the env as training left it): saved, evaluated, summarised.
+
+    :param env: the run's env.
+    :param rows: the run's per-step trajectory.
+    :param out: the run folder.
+    :param seed: the agent's seed.
+    :param save_kw: arguments of :func:`~unlearn_gym.rl.evaluation.save_unlearned`.
+    """
+    from unlearn_gym.rl.evaluation import save_unlearned
+
+    score = env.unwrapped.score() if env.unwrapped.scorer is not None else None
+    saved = save_unlearned(env, rows, out / "final", seed=seed, **save_kw)
+    run = {"rows": rows, "lambdas": [r["lambda"] for r in rows], "scales": [r["scale"] for r in rows],
+           "return": float(sum(r["reward"] for r in rows)),
+           "paper_return": float(sum(r["paper_reward"] for r in rows)), "steps": len(rows),
+           "diverged": bool(rows and rows[-1]["diverged"]), "outcome": score}
+    final = {**_episode_summary(seed, run), "outcome_score": score, **saved}
+    return {"final": final, "episodes": [_episode_summary(seed, run)], **_aggregate([_episode_summary(seed, run)])}
+
+
+def _final_episodic(args: Args, model: Any, normalizer: Any, env_kwargs: dict[str, Any], out: Path,
+                    save_kw: dict[str, Any]) -> dict[str, Any]:
+    """The trained policy's evaluation episodes on each target; the first one's model saved and evaluated.
+
+    :param args: the run's settings.
+    :param model: the trained agent.
+    :param normalizer: the frozen ``VecNormalize`` (``None`` without one).
+    :param env_kwargs: the training env's arguments.
+    :param out: the run folder.
+    :param save_kw: arguments of :func:`~unlearn_gym.rl.evaluation.save_unlearned`.
+    """
+    import gymnasium as gym
+
+    from unlearn_gym.rl.evaluation import run_policy, save_unlearned
+
+    out_final: dict[str, Any] = {}
+    targets = eval_targets(args, env_kwargs)
+    for label, kwargs in targets:
+        env = gym.make(args.env, **kwargs)
+        episodes, final = [], {}
+        for i in range(args.eval_episodes):
+            seed = args.eval_seed + i
+            run = run_policy(model, env, seed, normalizer=normalizer)
+            episodes.append(_episode_summary(seed, run))
+            if i == 0:
+                folder = out / "final" if len(targets) == 1 else out / "final" / label
+                kw = {**save_kw, "extra": {**save_kw["extra"], "instance": label}}
+                saved = save_unlearned(env, run["rows"], folder, seed=seed, **kw)
+                final = {**episodes[0], "outcome_score": run["outcome"], **saved}
+        env.close()
+        out_final[label] = {"final": final, "episodes": episodes, "env_kwargs": kwargs, **_aggregate(episodes)}
+    return out_final
+
+
+def train(args: Args, command: str | None = None) -> dict[str, Any]:
+    """Train, save the policy, make the final run(s), save and evaluate the unlearned model(s).
+
+    :param args: the run's settings.
+    :param command: the command line (recorded in the outputs).
+    :returns: the content of ``result.json``.
+    :raises ValueError: bad settings (an unknown hyperparameter is named).
+    """
+    import torch
+
+    import unlearn_gym  # noqa: F401  (registers the env ids)
+    from unlearn_gym.checkpoints import write_json
+    from unlearn_gym.rl.evaluation import baseline_references, plot_training
+
+    hp, env_kwargs = _resolve(args)
+    torch.set_num_threads(args.torch_threads)
+    out = Path(args.out) if args.out else default_out(args)
+    out.mkdir(parents=True, exist_ok=True)
+    _write_config(args, hp, out, command)
+
+    venv = _make_venv(args, hp, env_kwargs)
+    model, log_cb, train_s = _learn(args, hp, venv, out)
     model.save(out / "policy.zip")
     normalizer = None
     if hp["normalize"]:
@@ -318,43 +419,17 @@ def train(args: Args, command: str | None = None) -> dict[str, Any]:
         "train_seconds": round(train_s, 2), "training_episodes": len(log_cb.episodes), "final": {},
     }
     name = f"{args.algo} ({args.protocol})"
-    eval_kw = {"eval_samples": args.eval_samples, "eval_forget_samples": args.eval_forget_samples,
-               "eval_steps": args.eval_steps, "progress": args.progress_bar}
-    extra = {"agent": args.algo, "protocol": args.protocol, "agent_seed": args.seed, "run_dir": str(out)}
-
-    # ---- the unlearned model(s) ----------------------------------------------------------
+    save_kw = {"name": name, "command": command, "eval_samples": args.eval_samples,
+               "eval_forget_samples": args.eval_forget_samples, "eval_steps": args.eval_steps,
+               "progress": args.progress_bar,
+               "extra": {"agent": args.algo, "protocol": args.protocol, "agent_seed": args.seed, "run_dir": str(out)}}
     if args.protocol == "online":
         env = venv.unwrapped.envs[0]  # DummyVecEnv: the run's own env, as training left it
-        rows = log_cb.trajectory
-        score = env.unwrapped.score() if env.unwrapped.scorer is not None else None
-        saved = save_unlearned(env, rows, out / "final", name=name, seed=args.seed, extra=extra, command=command,
-                               **eval_kw)
-        run = {"rows": rows, "lambdas": [r["lambda"] for r in rows], "scales": [r["scale"] for r in rows],
-               "return": float(sum(r["reward"] for r in rows)),
-               "paper_return": float(sum(r["paper_reward"] for r in rows)), "steps": len(rows),
-               "diverged": bool(rows and rows[-1]["diverged"]), "outcome": score}
-        final = {**_episode_summary(args.seed, run), "outcome_score": score, **saved}
-        result["final"]["online"] = {"final": final, "episodes": [_episode_summary(args.seed, run)],
-                                     **_aggregate([_episode_summary(args.seed, run)])}
+        result["final"]["online"] = _final_online(env, log_cb.trajectory, out, args.seed, save_kw)
         venv.close()
     else:
         venv.close()
-        targets = eval_targets(args, env_kwargs)
-        for label, kwargs in targets:
-            env = gym.make(args.env, **kwargs)
-            episodes, final = [], {}
-            for i in range(args.eval_episodes):
-                seed = args.eval_seed + i
-                run = run_policy(model, env, seed, normalizer=normalizer)
-                episodes.append(_episode_summary(seed, run))
-                if i == 0:
-                    folder = out / "final" if len(targets) == 1 else out / "final" / label
-                    saved = save_unlearned(env, run["rows"], folder, name=name, seed=seed,
-                                           extra={**extra, "instance": label}, command=command, **eval_kw)
-                    final = {**episodes[0], "outcome_score": run["outcome"], **saved}
-            env.close()
-            result["final"][label] = {"final": final, "episodes": episodes, "env_kwargs": kwargs,
-                                      **_aggregate(episodes)}
+        result["final"] = _final_episodic(args, model, normalizer, env_kwargs, out, save_kw)
 
     plot_training(log_cb.episodes, out / "training.png",  # with the shipped baselines' means, where known
                   references=baseline_references(env_kwargs) if args.protocol == "episodic" else None,
