@@ -115,3 +115,14 @@ def test_cli_forget_tests(tmp_path, monkeypatch, capsys):
     assert res["config"]["ratio"] == 0.5 and res["relearning"]["model"]["steps"] == [0, 3]
     assert "forget test, membership" in capsys.readouterr().out
     assert (out / "forget_tests.md").read_text().startswith("# Forget tests: pretrained")
+
+
+def test_pretrain_retain_only_records_it(tmp_path):
+    from unlearn_gym.diffusion import pretrain
+    from unlearn_gym.vae import pretrain_cvae
+
+    for fn, name in ((pretrain, "ddpm"), (pretrain_cvae, "cvae")):
+        out = tmp_path / f"{name}.pt"
+        fn("micro", out, steps=2, retain_only=True, progress=False, command="test")
+        meta = read_sidecar(out)
+        assert meta["data"]["retain_only"] and meta["data"]["n_forget_trained"] == 0 and meta["step"] == 2
