@@ -1,7 +1,8 @@
 """Steps/s of the native vector env against gymnasium's SyncVectorEnv (and AsyncVectorEnv), in one run.
 
 For each model (the ``micro`` DDPM at batch 8, the ``micro`` VAE) and N copies it builds the native
-env (``gym.make_vec(id, num_envs=N)``, the ``vector_entry_point``) and ``SyncVectorEnv`` of N
+env (``gym.make_vec(id, num_envs=N)``, the ``vector_entry_point``) stepping its copies in a loop
+(``batched=False``) and as one ``torch.func`` computation (``batched=True``), and ``SyncVectorEnv`` of N
 single envs (``vectorization_mode="sync"``; ``AsyncVectorEnv`` too for N <= ``--async-max``), times
 ``--steps`` vector steps of each, alternating the contenders over ``--rounds`` rounds (medians, so a
 background load hits both alike), and prints env steps/s (N × vector steps / s), the ratios to
@@ -30,9 +31,15 @@ MODELS = {"micro DDPM": "unlearn_gym:SISSUnlearnMicro-v0", "VAE": "unlearn_gym:S
 STEADY = {"horizon": 10**6, "outcome": False, "divergence_factor": 1e12}
 
 
+#: contender -> (vectorization mode, extra kwargs)
+CONTENDERS = {"loop": ("vector_entry_point", {"batched": False}), "batched": ("vector_entry_point", {"batched": True}),
+              "sync": ("sync", {}), "async": ("async", {})}
+
+
 def _build(env_id: str, n: int, mode: str, kw: dict) -> tuple[gym.vector.VectorEnv, float]:
     t0 = time.perf_counter()
-    env = gym.make_vec(env_id, num_envs=n, vectorization_mode=mode, **kw)
+    vmode, extra = CONTENDERS[mode]
+    env = gym.make_vec(env_id, num_envs=n, vectorization_mode=vmode, **kw, **extra)
     env.reset(seed=0)
     return env, time.perf_counter() - t0
 
@@ -73,7 +80,7 @@ def main(argv: list[str] | None = None) -> dict:
     for name in args.models:
         env_id, kw = MODELS[name], {**STEADY, "batch_size": args.batch}
         for n in args.n:
-            modes = ["vector_entry_point", "sync"] + (["async"] if n <= args.async_max else [])
+            modes = ["loop", "batched", "sync"] + (["async"] if n <= args.async_max else [])
             envs, build = {}, {}
             for m in modes:
                 envs[m], build[m] = _build(env_id, n, m, kw)
@@ -84,14 +91,15 @@ def main(argv: list[str] | None = None) -> dict:
             sps = {m: n * args.steps / statistics.median(t) for m, t in times.items()}
             row = {"model": name, "n": n, "batch": args.batch, "steps_per_s": sps,
                    "ratio_to_sync": {m: sps[m] / sps["sync"] for m in modes},
-                   "build_s": build, "copy_bytes": copy_bytes(envs["vector_entry_point"])}
+                   "build_s": build, "copy_bytes": copy_bytes(envs["loop"])}
             rows.append(row)
             for e in envs.values():
                 e.close()
             asy = (f"async {sps['async']:7.1f} ({sps['async'] / sps['sync']:.2f}x)" if "async" in sps else "")
-            print(f"{name:10s} N={n:3d} B={args.batch}: native {sps['vector_entry_point']:7.1f} steps/s"
-                  f" ({sps['vector_entry_point'] / sps['sync']:.2f}x sync), sync {sps['sync']:7.1f} {asy};"
-                  f" build native {build['vector_entry_point']:.1f} s, sync {build['sync']:.1f} s;"
+            print(f"{name:10s} N={n:3d} B={args.batch}: native loop {sps['loop']:7.1f} steps/s"
+                  f" ({sps['loop'] / sps['sync']:.2f}x sync), batched {sps['batched']:7.1f}"
+                  f" ({sps['batched'] / sps['sync']:.2f}x sync, {sps['batched'] / sps['loop']:.2f}x loop),"
+                  f" sync {sps['sync']:7.1f} {asy}; build loop {build['loop']:.1f} s, sync {build['sync']:.1f} s;"
                   f" one copy {row['copy_bytes']['total'] / 2**20:.2f} MiB", flush=True)
     out = {"rows": rows, "torch_threads": 1, "steps": args.steps, "rounds": args.rounds}
     if args.json:

@@ -25,6 +25,7 @@ from unlearn_gym.envs.outcome import OutcomeScorer
 from unlearn_gym.envs.settings import EnvSettings
 from unlearn_gym.envs.state import Origin, RunState
 from unlearn_gym.objectives import PairSampler, family_noise, siss_step
+from unlearn_gym.objectives.update import UpdateResult
 from unlearn_gym.pretrained import load_classifier, load_pretrained
 from unlearn_gym.rng import seeded_global_rng
 
@@ -158,6 +159,20 @@ def step_state(shared: Shared, st: RunState, action: Any) -> tuple[np.ndarray, f
     :param action: array in ``[-1, 1]^d`` (clipped; NaN raises ``ValueError``).
     :returns: ``(observation, reward, terminated, truncated, info)`` as ``gym.Env.step``.
     """
+    lam, scale = decide(shared, st, action)
+    c = shared.settings
+    upd = siss_step(st.model, st.optimizer, shared.schedule, shared.sampler.sample(st.generator), lam,
+                    rule=c.rule, scale=scale, s=c.s, generator=st.generator, max_grad_norm=c.max_grad_norm)
+    return finish_step(shared, st, upd, lam, scale)
+
+
+def decide(shared: Shared, st: RunState, action: Any) -> tuple[float, float]:
+    """``(λ, forget scale)`` of an action, after checking the run may step.
+
+    :param shared: the run's shared bundle.
+    :param st: its state.
+    :param action: array in ``[-1, 1]^d`` (clipped; NaN raises ``ValueError``).
+    """
     c = shared.settings
     if not st.seeded:
         raise RuntimeError("call reset() before step()")
@@ -165,9 +180,20 @@ def step_state(shared: Shared, st: RunState, action: Any) -> tuple[np.ndarray, f
         raise RuntimeError("the episode has ended (terminated or truncated): call reset() before stepping"
                            " again (in online mode a reset continues the run)")
     lam, step_scale = decode_action(action, shared.action_dim, (c.lambda_min, c.lambda_max), c.scale_range)
-    scale = c.scale if step_scale is None else step_scale
-    upd = siss_step(st.model, st.optimizer, shared.schedule, shared.sampler.sample(st.generator), lam,
-                    rule=c.rule, scale=scale, s=c.s, generator=st.generator, max_grad_norm=c.max_grad_norm)
+    return lam, (c.scale if step_scale is None else step_scale)
+
+
+def finish_step(shared: Shared, st: RunState, upd: UpdateResult, lam: float,
+                scale: float) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+    """Everything a step does after its update: state, divergence check, reward, outcome, counters.
+
+    :param shared: the run's shared bundle.
+    :param st: its state (changed in place).
+    :param upd: the update just made.
+    :param lam: its λ.
+    :param scale: its forget scale.
+    """
+    c = shared.settings
     st.t += 1
     st.global_step += 1
     info: dict[str, Any] = {"lambda": lam, "scale": scale, **upd.as_dict()}

@@ -13,11 +13,15 @@ scorer: :class:`~unlearn_gym.envs.dynamics.Shared`) is held once per settings (p
 ``instances=``, built lazily the first time a copy draws the instance). Each copy owns its
 :class:`~unlearn_gym.envs.state.RunState`: its model (a copy of the pretrained one, restored from
 the shared θ_0), AdamW state, torch generator, update-rule norms, clipping, divergence check and
-counters. A copy steps and resets through the very functions the single env uses
-(:func:`~unlearn_gym.envs.dynamics.step_state`, :func:`~unlearn_gym.envs.dynamics.reset_state`),
-so copy i reset with seed s follows the trajectory of ``gym.make(id)`` reset with seed s
-bit-identically (tests/test_vector.py). Today the copies are stepped one after another in a loop:
-the env shares loading and memory, not the arithmetic (docs/vector.md has the measured speeds).
+counters. A copy resets, decides its action and finishes its step (state, divergence check,
+reward, outcome) through the very functions the single env uses (:mod:`unlearn_gym.envs.dynamics`).
+The update itself is either the single env's (``batched=False``: copies in a loop, so copy i reset
+with seed s follows the trajectory of ``gym.make(id)`` reset with seed s bit-identically) or one
+``torch.func`` computation for the copies of one bundle stepping together (``batched=True``,
+:mod:`unlearn_gym.envs.batched`: the same random numbers, equal within float tolerance);
+``batched="auto"`` (default) batches where ``benchmarks/vector_speed.py`` measured it to pay
+(:meth:`SISSUnlearnVectorEnv.use_batched`; docs/vector.md has the speeds). Outcome scores are
+computed per copy.
 """
 
 from __future__ import annotations
@@ -32,12 +36,27 @@ from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from unlearn_gym.envs.dynamics import Shared, build_shared, make_optimizer, reset_state, score_state, step_state
+from unlearn_gym.envs.batched import batched_siss_update, supports
+from unlearn_gym.envs.dynamics import (
+    Shared,
+    build_shared,
+    decide,
+    finish_step,
+    make_optimizer,
+    reset_state,
+    score_state,
+    step_state,
+)
 from unlearn_gym.envs.encoding import FEATURE_TABLES, observation_bounds
 from unlearn_gym.envs.instances import get_instance, resolve_instances
 from unlearn_gym.envs.settings import EnvSettings, resolve_env_settings
 from unlearn_gym.envs.state import RunState
+from unlearn_gym.objectives import siss_step
 
+#: ``batched="auto"``: the fewest copies of one bundle stepped as one batched update (measured)
+BATCH_MIN_COPIES = 8
+#: ``batched="auto"``: the largest DDPM mini-batch batched (batch 8 measured to pay, 64 to lose)
+DDPM_BATCH_MAX = 8
 SYNC_FALLBACK = 'gym.make_vec(id, num_envs=N, vectorization_mode="sync")'
 
 
@@ -61,6 +80,10 @@ class SISSUnlearnVectorEnv(VectorEnv):
         every reset, as :class:`~unlearn_gym.envs.multi.InstanceSetEnv` does (seed s on instance n
         plays the episode ``instance=n`` plays with seed s).
     :param render_mode: must be ``None`` (rendering: use the sync fallback).
+    :param batched: ``False``: step the copies in a loop (bit-identical to the single env);
+        ``True``: copies of one bundle that step together make one ``torch.func`` update
+        (:mod:`unlearn_gym.envs.batched`; equal to the loop within float tolerance); ``"auto"``
+        (default): batched where measured to pay (:meth:`use_batched`), else the loop.
     :param kwargs: the arguments of :class:`~unlearn_gym.envs.siss_env.SISSUnlearnEnv` (every
         copy gets the same; ``state="exact"`` and ``reward="probe"`` are refused).
     """
@@ -68,7 +91,8 @@ class SISSUnlearnVectorEnv(VectorEnv):
     metadata: ClassVar[dict[str, Any]] = {"render_modes": [], "autoreset_mode": AutoresetMode.NEXT_STEP}
 
     def __init__(self, num_envs: int = 1, *, instances: str | list[str] | None = None,
-                 render_mode: str | None = None, max_episode_steps: int | None = None, **kwargs: Any):
+                 render_mode: str | None = None, max_episode_steps: int | None = None,
+                 batched: bool | str = "auto", **kwargs: Any):
         if not (isinstance(num_envs, int) and num_envs >= 1):
             raise ValueError(f"num_envs must be an integer >= 1, got {num_envs!r}")
         if render_mode is not None:
@@ -78,6 +102,9 @@ class SISSUnlearnVectorEnv(VectorEnv):
             raise ValueError("max_episode_steps is not an argument of the unlearning envs: pass horizon")
         self.num_envs = num_envs
         self.render_mode = None
+        if batched not in (True, False, "auto"):
+            raise ValueError(f"batched must be True, False or 'auto', got {batched!r}")
+        self.batched = batched
         self.names: list[str] | None = None
         if instances is not None:
             if kwargs.get("instance") is not None:
@@ -135,6 +162,25 @@ class SISSUnlearnVectorEnv(VectorEnv):
             if shared.origin.theta.keys() != self._bundles[self.names[0]].origin.theta.keys():
                 raise ValueError(f"instance {name!r} has another architecture than {self.names[0]!r}")
         return self._bundles[name]
+
+    def use_batched(self, shared: Shared, copies: int) -> bool:
+        """Whether ``copies`` copies of one bundle stepping together make one batched update.
+
+        ``batched="auto"``: from ``benchmarks/vector_speed.py`` (2-core CPU, 1 thread; docs/vector.md):
+        batching pays from 8 copies on the VAE (1.4-2.0x the loop at batch 8 and 64) and on the DDPM
+        at batch 8 (1.1-1.2x), and loses on the DDPM at batch 64 (0.6-0.7x); at 4 copies or fewer it
+        does not pay. So: at least :data:`BATCH_MIN_COPIES` copies, and the VAE or a DDPM batch of
+        at most :data:`DDPM_BATCH_MAX`.
+
+        :param shared: their bundle.
+        :param copies: how many step together.
+        """
+        if self.batched is False or not supports(shared):
+            return False
+        if self.batched is True:
+            return True
+        c = shared.settings
+        return copies >= BATCH_MIN_COPIES and (c.model == "cvae" or c.batch_size <= DDPM_BATCH_MAX)
 
     def settings(self, i: int) -> EnvSettings:
         """The resolved settings copy ``i`` runs with now (its current instance's).
@@ -203,17 +249,39 @@ class SISSUnlearnVectorEnv(VectorEnv):
         actions = np.asarray(actions)
         if actions.shape[:1] != (self.num_envs,):
             raise ValueError(f"actions must have shape {self.action_space.shape}, got {actions.shape}")
-        infos: dict[str, Any] = {}
+        results: dict[int, tuple] = {}
+        groups: dict[int, list[tuple[int, float, float]]] = {}
         for i in range(self.num_envs):
             if self._autoreset_envs[i]:
-                self._obs[i], info = self._reset_copy(i, None)
-                self._rewards[i], self._terminations[i], self._truncations[i] = 0.0, False, False
+                obs, info = self._reset_copy(i, None)
+                results[i] = (obs, 0.0, False, False, info)
+            elif self.batched is False:
+                results[i] = step_state(self.current[i], self.states[i], actions[i])
             else:
-                (self._obs[i], self._rewards[i], self._terminations[i], self._truncations[i],
-                 info) = step_state(self.current[i], self.states[i], actions[i])
+                lam, scale = decide(self.current[i], self.states[i], actions[i])
+                groups.setdefault(id(self.current[i]), []).append((i, lam, scale))
+        for group in groups.values():
+            shared = self.current[group[0][0]]
+            if self.use_batched(shared, len(group)):
+                upds = batched_siss_update(shared, [self.states[i] for i, _, _ in group],
+                                           [lam for _, lam, _ in group], [sc for _, _, sc in group])
+            else:
+                upds = [_loop_update(shared, self.states[i], lam, sc) for i, lam, sc in group]
+            for (i, lam, sc), upd in zip(group, upds):
+                results[i] = finish_step(shared, self.states[i], upd, lam, sc)
+        infos: dict[str, Any] = {}
+        for i in range(self.num_envs):
+            (self._obs[i], self._rewards[i], self._terminations[i], self._truncations[i], info) = results[i]
             infos = self._add_info(infos, info, i)
         self._autoreset_envs = np.logical_or(self._terminations, self._truncations)
         return self._obs.copy(), self._rewards.copy(), self._terminations.copy(), self._truncations.copy(), infos
+
+
+def _loop_update(shared: Shared, st: RunState, lam: float, scale: float):
+    """The single env's update of one run (what :func:`~unlearn_gym.envs.dynamics.step_state` makes)."""
+    c = shared.settings
+    return siss_step(st.model, st.optimizer, shared.schedule, shared.sampler.sample(st.generator), lam,
+                     rule=c.rule, scale=scale, s=c.s, generator=st.generator, max_grad_norm=c.max_grad_norm)
 
 
 def make_unlearn_vector_env(num_envs: int = 1, **kwargs: Any) -> SISSUnlearnVectorEnv:

@@ -24,7 +24,6 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from unlearn_gym.device import model_device
 from unlearn_gym.presets import Preset, get_preset
@@ -108,7 +107,9 @@ class ConditionalVAE(nn.Module):
         self.decoder = _mlp(latent_dim + num_classes, hidden, d)
 
     def _onehot(self, y: torch.Tensor) -> torch.Tensor:
-        return F.one_hot(y.to(model_device(self)), self.num_classes).float()  # labels follow the model
+        y = y.to(model_device(self))  # labels follow the model
+        # == against arange, not F.one_hot: the same 0/1 values, and it runs under torch.func.vmap
+        return (y.unsqueeze(-1) == torch.arange(self.num_classes, device=y.device)).float()
 
     def encode(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(μ, log σ²)`` of q(h | x, y), each ``(B, latent_dim)``.

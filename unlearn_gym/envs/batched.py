@@ -1,0 +1,191 @@
+"""One SISS update of K runs as one computation (``torch.func``), for the native vector env.
+
+:func:`batched_siss_update` does for K :class:`~unlearn_gym.envs.state.RunState` of one shared
+bundle what K calls of :func:`~unlearn_gym.objectives.update.siss_step` do: each run draws its batch
+and its noise from its own generator in the single env's order (so the random numbers are the same),
+then the parameters of the K models are stacked and one ``vmap`` over ``vjp`` gives every run's
+retain and forget gradients (one forward and two backward passes, batched), the update rule, the
+total-norm clip and AdamW (each run's own step count and moments) act on the stacked tensors, and
+the results are written back into each run's model and optimizer state. The arithmetic is the same
+but ordered differently (batched kernels, norms summed over stacked tensors), so a run follows the
+single env's trajectory within float tolerance, not bit for bit (tests/test_vector.py).
+
+Supported: the env's rules ``rescale``, ``ratio``, ``scale``, ``clip``; ``pairing="drawn"`` (the
+``same-label`` batches' third sample set falls back to the loop).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch.func import functional_call, vjp, vmap
+
+from unlearn_gym.envs.dynamics import Shared
+from unlearn_gym.envs.state import RunState
+from unlearn_gym.objectives.batches import SISSBatch
+from unlearn_gym.objectives.family import objectives_for
+from unlearn_gym.objectives.update import _EPS, UpdateResult, check_rule, default_grad_units
+from unlearn_gym.objectives.vae import VAENoise
+
+BATCHED_RULES = ("rescale", "ratio", "scale", "clip")
+
+
+def supports(shared: Shared) -> bool:
+    """Whether :func:`batched_siss_update` can step runs of this bundle."""
+    c = shared.settings
+    return c.rule in BATCHED_RULES and shared.sampler.other_images is None
+
+
+class _Functional:
+    """A model called with given (stacked-slice) parameters, with the methods the objectives use."""
+
+    def __init__(self, model: torch.nn.Module, params: dict[str, torch.Tensor]):
+        self._model, self._params = model, params
+
+    def __call__(self, *args):
+        return functional_call(self._model, self._params, args)
+
+    def prior_latents(self, noise: torch.Tensor) -> torch.Tensor:
+        return self._model.prior_latents(noise)
+
+
+def _draws(shared: Shared, st: RunState) -> tuple[SISSBatch, dict[str, torch.Tensor]]:
+    """A run's batch and random inputs, drawn from its generator in the single env's order."""
+    from unlearn_gym.device import rand, randn
+
+    batch = shared.sampler.sample(st.generator)
+    x, dev, g = batch.x, batch.x.device, st.generator
+    if isinstance(shared.schedule, VAENoise):  # ε, u, ξ (vae_siss_terms)
+        noise = randn(x.shape, g, dev)
+        u = rand((x.shape[0],), g, dev)
+        return batch, {"noise": noise, "u": u, "xi": randn(x.shape, g, dev)}
+    t = shared.schedule.sample_timesteps(x.shape[0], g, dev)  # t, ε, u (siss_terms)
+    noise = randn(x.shape, g, dev)
+    return batch, {"t": t, "noise": noise, "u": rand((x.shape[0],), g, dev)}
+
+
+def batched_siss_update(shared: Shared, states: Sequence[RunState], lams: Sequence[float],
+                        scales: Sequence[float]) -> list[UpdateResult]:
+    """One SISS update of every run in ``states`` (all of ``shared``'s settings), as one computation.
+
+    :param shared: their shared bundle.
+    :param states: the runs (their models and AdamW states are updated in place).
+    :param lams: λ of each run.
+    :param scales: the rule's constant of each run.
+    :returns: each run's :class:`UpdateResult`, as ``siss_step`` returns it.
+    """
+    c = shared.settings
+    for sc in scales:
+        check_rule(c.rule, sc)
+    family = objectives_for(shared.schedule)
+    base = states[0].model
+    names = [n for n, p in base.named_parameters() if p.requires_grad]
+    draws = [_draws(shared, st) for st in states]
+    batch_keys = ("x", "y_x", "a", "y_a")
+    stacked_batch = {key: torch.stack([getattr(b, key) for b, _ in draws]) for key in batch_keys}
+    crn_keys = tuple(draws[0][1])
+    stacked_crn = {key: torch.stack([d[key] for _, d in draws]) for key in crn_keys}
+    params = {n: torch.stack([dict(st.model.named_parameters())[n].detach() for st in states]) for n in names}
+    buffers = {n: b for n, b in base.named_buffers()}
+    lam_t = torch.tensor(list(lams), dtype=torch.float64)
+    sampler = shared.sampler
+    coef_x, coef_a = sampler.coef_x, sampler.coef_a
+
+    def one(p, bt, crn, lam):
+        def terms_of(p_):
+            batch = SISSBatch(x=bt["x"], y_x=bt["y_x"], a=bt["a"], y_a=bt["y_a"], coef_x=coef_x, coef_a=coef_a)
+            terms = family.siss(_Functional(base, {**p_, **buffers}), shared.schedule, batch, lam, s=c.s, **crn)
+            stats = {key: v.float().reshape(()) for key, v in terms.stats.items()}
+            return (terms.retain, terms.forget), (terms.loss.detach(), stats)
+
+        (retain, forget), pull, (loss, stats) = vjp(terms_of, p, has_aux=True)
+        one_, zero = torch.ones_like(retain), torch.zeros_like(retain)
+        (g_x,) = pull((one_, zero))
+        (g_a,) = pull((zero, one_))
+        return g_x, g_a, retain.detach(), forget.detach(), loss, stats
+
+    g_x, g_a, retain, forget, loss, stats = vmap(one)(params, stacked_batch, stacked_crn, lam_t)
+    # apply_update on stacked tensors (per run: norms, the rule's coefficient, clip)
+    retain_norm, forget_norm = coef_x + sampler.coef_other, coef_a
+    elements = int(stacked_batch["x"][0, 0].numel())
+    sx = sa = 1.0
+    if default_grad_units(c.rule) == "sum":
+        sx = elements / retain_norm if retain_norm > 0 else 0.0
+        sa = elements / forget_norm if forget_norm > 0 else 0.0
+
+    def sq(gs):
+        return sum(g.flatten(1).pow(2).sum(1) for g in gs.values())
+
+    nx, na = sq(g_x).sqrt(), sq(g_a).sqrt()
+    dot = sum((g_x[n] * g_a[n]).flatten(1).sum(1) for n in names)
+    scale_t = torch.tensor(list(scales), dtype=nx.dtype)
+    ex, ea = sx * nx, sa * na
+    safe = torch.where(ea > _EPS, ea, torch.ones_like(ea))
+    coef = {"rescale": scale_t / safe, "ratio": scale_t * ex / safe, "scale": 1.0 + scale_t,
+            "clip": torch.clamp(scale_t / safe, max=1.0)}[c.rule]
+    coef = torch.where(ea > _EPS, coef, torch.zeros_like(coef))
+    sign = -1.0  # SISS ascends the forget term
+
+    def per_run(v, like):
+        return v.view(-1, *([1] * (like.dim() - 1)))
+
+    combined = {n: sx * g_x[n] + per_run(sign * coef * sa, g_a[n]) * g_a[n] for n in names}
+    total = sq(combined).sqrt()
+    clip = torch.ones_like(total)
+    if c.max_grad_norm is not None:
+        clip = torch.where(total > c.max_grad_norm, c.max_grad_norm / (total + 1e-6), clip)
+    grads = {n: combined[n] * per_run(clip, combined[n]) for n in names}
+    _adamw(states, names, params, grads)
+    # floats, once
+    cols = [loss, retain, forget, nx, na, dot, coef, total, clip, *stats.values()]
+    rows = torch.stack([v.double() for v in cols], 1).tolist()
+    out = []
+    for r in rows:
+        lo, rv, fv, nxv, nav, dv, cf, tot, cl = r[:9]
+        st_vals = dict(zip(stats, r[9:]))
+        cos = dv / (nxv * nav) if nxv > _EPS and nav > _EPS else 0.0
+        out.append(UpdateResult(
+            loss=lo, retain_term=rv, forget_term=fv, L_r=rv / retain_norm, L_f=fv / forget_norm,
+            grad_norm_x=nxv, grad_norm_a=nav, grad_norm_r=nxv / retain_norm, grad_norm_f=nav / forget_norm,
+            forget_coef=cf, forget_step_norm=cf * sa * nav, total_grad_norm=tot,
+            clip_factor=cl, grad_scale_x=sx, grad_scale_a=sa,
+            grad_cosine=cos, stats=st_vals))
+    return out
+
+
+def _adamw(states: Sequence[RunState], names: list[str], params: dict[str, torch.Tensor],
+           grads: dict[str, torch.Tensor]) -> None:
+    """torch's AdamW step on stacked tensors (each run's own step count and moments), written back."""
+    opt0 = states[0].optimizer
+    group = opt0.param_groups[0]
+    lr, wd, (b1, b2), eps = group["lr"], group["weight_decay"], group["betas"], group["eps"]
+    per_state = [dict(st.model.named_parameters()) for st in states]
+    steps = []
+    for st, ps in zip(states, per_state):
+        s0 = st.optimizer.state.get(ps[names[0]], {})
+        steps.append(float(s0["step"]) if "step" in s0 else 0.0)
+    step = torch.tensor(steps, dtype=torch.float64) + 1.0
+    bc1 = 1.0 - b1 ** step
+    bc2_sqrt = (1.0 - b2 ** step).sqrt()
+    step_size = (lr / bc1).float()
+    bc2s = bc2_sqrt.float()
+    for n in names:
+        p, g = params[n], grads[n]
+        view = (-1, *([1] * (p.dim() - 1)))
+        m = torch.stack([st.optimizer.state[ps[n]]["exp_avg"] if ps[n] in st.optimizer.state
+                         else torch.zeros_like(ps[n]) for st, ps in zip(states, per_state)])
+        v = torch.stack([st.optimizer.state[ps[n]]["exp_avg_sq"] if ps[n] in st.optimizer.state
+                         else torch.zeros_like(ps[n]) for st, ps in zip(states, per_state)])
+        if wd:
+            p = p * (1 - lr * wd)
+        m.lerp_(g, 1 - b1)
+        v.mul_(b2).addcmul_(g, g, value=1 - b2)
+        denom = (v.sqrt() / bc2s.view(view)).add_(eps)
+        p = p - step_size.view(view) * (m / denom)
+        for i, (st, ps) in enumerate(zip(states, per_state)):
+            q = ps[n]
+            with torch.no_grad():
+                q.copy_(p[i])
+            st.optimizer.state[q] = {"step": torch.tensor(steps[i] + 1.0), "exp_avg": m[i].clone(),
+                                     "exp_avg_sq": v[i].clone()}
