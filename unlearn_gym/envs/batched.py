@@ -86,7 +86,8 @@ def batched_siss_update(shared: Shared, states: Sequence[RunState], lams: Sequen
     stacked_batch = {key: torch.stack([getattr(b, key) for b, _ in draws]) for key in batch_keys}
     crn_keys = tuple(draws[0][1])
     stacked_crn = {key: torch.stack([d[key] for _, d in draws]) for key in crn_keys}
-    params = {n: torch.stack([dict(st.model.named_parameters())[n].detach() for st in states]) for n in names}
+    per_state = [dict(st.model.named_parameters()) for st in states]
+    params = {n: torch.stack([ps[n].detach() for ps in per_state]) for n in names}
     buffers = {n: b for n, b in base.named_buffers()}
     lam_t = torch.tensor(list(lams), dtype=torch.float64)
     sampler = shared.sampler
@@ -136,7 +137,7 @@ def batched_siss_update(shared: Shared, states: Sequence[RunState], lams: Sequen
     if c.max_grad_norm is not None:
         clip = torch.where(total > c.max_grad_norm, c.max_grad_norm / (total + 1e-6), clip)
     grads = {n: combined[n] * per_run(clip, combined[n]) for n in names}
-    _adamw(states, names, params, grads)
+    _adamw(states, per_state, names, params, grads)
     # floats, once
     cols = [loss, retain, forget, nx, na, dot, coef, total, clip, *stats.values()]
     rows = torch.stack([v.double() for v in cols], 1).tolist()
@@ -154,13 +155,12 @@ def batched_siss_update(shared: Shared, states: Sequence[RunState], lams: Sequen
     return out
 
 
-def _adamw(states: Sequence[RunState], names: list[str], params: dict[str, torch.Tensor],
-           grads: dict[str, torch.Tensor]) -> None:
+def _adamw(states: Sequence[RunState], per_state: list[dict[str, torch.Tensor]], names: list[str],
+           params: dict[str, torch.Tensor], grads: dict[str, torch.Tensor]) -> None:
     """torch's AdamW step on stacked tensors (each run's own step count and moments), written back."""
     opt0 = states[0].optimizer
     group = opt0.param_groups[0]
     lr, wd, (b1, b2), eps = group["lr"], group["weight_decay"], group["betas"], group["eps"]
-    per_state = [dict(st.model.named_parameters()) for st in states]
     steps = []
     for st, ps in zip(states, per_state):
         s0 = st.optimizer.state.get(ps[names[0]], {})

@@ -54,9 +54,9 @@ from unlearn_gym.envs.state import RunState
 from unlearn_gym.objectives import siss_step
 
 #: ``batched="auto"``: the fewest copies of one bundle stepped as one batched update (measured)
-BATCH_MIN_COPIES = 8
-#: ``batched="auto"``: the largest DDPM mini-batch batched (batch 8 measured to pay, 64 to lose)
-DDPM_BATCH_MAX = 8
+BATCH_MIN_COPIES = 4
+#: ``batched="auto"``: the largest DDPM mini-batch batched (batch 32 measured to pay, 64 to lose)
+DDPM_BATCH_MAX = 32
 SYNC_FALLBACK = 'gym.make_vec(id, num_envs=N, vectorization_mode="sync")'
 
 
@@ -167,10 +167,10 @@ class SISSUnlearnVectorEnv(VectorEnv):
         """Whether ``copies`` copies of one bundle stepping together make one batched update.
 
         ``batched="auto"``: from ``benchmarks/vector_speed.py`` (2-core CPU, 1 thread; docs/vector.md):
-        batching pays from 8 copies on the VAE (1.4-2.0x the loop at batch 8 and 64) and on the DDPM
-        at batch 8 (1.1-1.2x), and loses on the DDPM at batch 64 (0.6-0.7x); at 4 copies or fewer it
-        does not pay. So: at least :data:`BATCH_MIN_COPIES` copies, and the VAE or a DDPM batch of
-        at most :data:`DDPM_BATCH_MAX`.
+        the batched update is 1.1-1.2x the loop at 4 copies, 1.9x at 16 (micro DDPM and VAE at
+        batch 8), 2.4x at 64 (VAE, batch 16), and 0.4-0.5x at 1 copy; on the DDPM at 16 copies it
+        is 1.7x at batch 16, 1.2x at 32 and 0.9x at 64 (compute-bound). So: at least
+        :data:`BATCH_MIN_COPIES` copies, and the VAE or a DDPM batch of at most :data:`DDPM_BATCH_MAX`.
 
         :param shared: their bundle.
         :param copies: how many step together.
