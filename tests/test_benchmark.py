@@ -215,3 +215,25 @@ def test_committed_reports_keep_their_cache_keys(tmp_path, report, kw, key):
     assert cell.key() == key
     committed = json.loads((Path(__file__).parents[1] / "docs/results" / report / "results.json").read_text())
     assert key in {c["key"] for c in committed["cells"]}
+
+
+def test_a_benchmark_cell_leaves_the_global_rngs_alone(tmp_path, monkeypatch):
+    import random
+
+    import numpy as np
+    import torch
+
+    from unlearn_gym.benchmark import cells as cells_module
+
+    def seeds_everything(spec):  # what an agent cell does through SB3's set_random_seed
+        torch.manual_seed(spec.seed)
+        np.random.seed(spec.seed)
+        random.seed(spec.seed)
+        return {"drawn": float(torch.rand(()))}
+
+    monkeypatch.setattr(cells_module, "_run_cell", seeds_everything)
+    cells, _ = build_cells(_cfg(tmp_path, methods=["siss"], seeds=1))
+    states = (torch.get_rng_state(), np.random.get_state()[1].copy(), random.getstate())
+    assert cells_module.run_cell(cells[0].to_dict())["status"] == "ok"
+    assert torch.equal(states[0], torch.get_rng_state())
+    assert np.array_equal(states[1], np.random.get_state()[1]) and states[2] == random.getstate()

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import random
 from collections.abc import Iterator
 
+import numpy as np
 import torch
 
 
@@ -20,3 +22,20 @@ def seeded_global_rng(seed: int) -> Iterator[None]:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         yield
+
+
+@contextlib.contextmanager
+def preserved_global_rngs() -> Iterator[None]:
+    """Restore torch's (CPU and CUDA), NumPy's and Python's global random states on exit.
+
+    For code that seeds or draws from them on purpose (Stable-Baselines3's ``set_random_seed``,
+    torchmetrics): the caller's streams continue as if the block had not run.
+    """
+    np_state, py_state = np.random.get_state(), random.getstate()
+    devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+    try:
+        with torch.random.fork_rng(devices=devices):
+            yield
+    finally:
+        np.random.set_state(np_state)
+        random.setstate(py_state)

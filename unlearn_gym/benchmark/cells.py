@@ -25,6 +25,7 @@ from torch import nn
 
 from unlearn_gym.benchmark.entries import Entry
 from unlearn_gym.envs.instances import Instance, get_instance
+from unlearn_gym.rng import preserved_global_rngs
 
 #: bump when a cell's meaning changes: cached results of another version are recomputed
 BENCH_VERSION = 1
@@ -334,7 +335,9 @@ def run_cell(spec_dict: dict[str, Any]) -> dict[str, Any]:
             "instance": spec.instance.name, "seed": spec.seed, "host": os.uname().nodename, "pid": os.getpid()}
     t0 = time.perf_counter()
     try:
-        return {**base, **_run_cell(spec), "status": "ok", "timing_total_s": round(time.perf_counter() - t0, 2)}
+        with preserved_global_rngs():  # SB3 seeds the global RNGs: the caller's streams stay untouched
+            out = _run_cell(spec)
+        return {**base, **out, "status": "ok", "timing_total_s": round(time.perf_counter() - t0, 2)}
     except Exception as exc:  # a failing cell is reported, the others go on
         return {**base, "status": "error", "error": f"{type(exc).__name__}: {exc}",
                 "traceback": traceback.format_exc(limit=8), "timing_total_s": round(time.perf_counter() - t0, 2)}
