@@ -170,6 +170,24 @@ def resolve_instances(spec: str | list[str] | tuple[str, ...]) -> list[str]:
     return names
 
 
+def instance_set_arguments(spec: str | list[str] | tuple[str, ...], kwargs: dict[str, Any]
+                           ) -> tuple[list[str], dict[str, Any]]:
+    """The instance names of an ``instances=`` spec and the arguments every instance's env shares.
+
+    :param spec: ``"SET:SPLIT"``, ``"SET"``, one name or a list of names.
+    :param kwargs: the other constructor arguments (``instance``, ``preset``, ``task`` and ``model``
+        are dropped: each instance fixes them, and a registered id passes its own preset).
+    :raises ValueError: instances with different action spaces, or ``instance`` passed too.
+    """
+    if kwargs.get("instance") is not None:
+        raise ValueError("pass either instance (one) or instances (drawn per reset), not both")
+    names = resolve_instances(spec)
+    actions = {get_instance(n).action for n in names}
+    if len(actions) != 1:
+        raise ValueError(f"instances must share the action space; got actions {sorted(actions)}")
+    return names, {k: v for k, v in kwargs.items() if k not in ("instance", "preset", "task", "model")}
+
+
 #: constructor arguments an instance fixes: an explicit other value is an error. (``preset`` and
 #: ``model`` are not here: a registered id passes its own, and the instance's replace them.)
 _FIXED = ("task", "data_ratio", "action", "horizon", "lr", "rule", "scale", "batch_size", "scale_range")

@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 import gymnasium as gym
 import numpy as np
 
-from unlearn_gym.envs.instances import get_instance, resolve_instances
+from unlearn_gym.envs.instances import instance_set_arguments
 from unlearn_gym.envs.siss_env import SISSUnlearnEnv
 
 
@@ -30,13 +30,7 @@ class InstanceSetEnv(gym.Env[np.ndarray, np.ndarray]):
     metadata: ClassVar[dict[str, Any]] = SISSUnlearnEnv.metadata
 
     def __init__(self, instances: str | list[str], **kwargs: Any):
-        self.names = resolve_instances(instances)
-        actions = {get_instance(n).action for n in self.names}
-        if len(actions) != 1:
-            raise ValueError(f"instances must share the action space; got actions {sorted(actions)}")
-        for k in ("instance", "preset", "task", "model"):
-            kwargs.pop(k, None)  # fixed by each instance (registered ids pass a preset)
-        self._kwargs = kwargs
+        self.names, self._kwargs = instance_set_arguments(instances, kwargs)
         self._envs: dict[str, SISSUnlearnEnv] = {}
         self.render_mode = kwargs.get("render_mode")
         first = self._env(self.names[0])
@@ -98,8 +92,6 @@ def make_unlearn_env(**kwargs: Any) -> gym.Env:
     """
     instances = kwargs.pop("instances", None)
     if instances is not None:
-        if kwargs.get("instance") is not None:
-            raise ValueError("pass either instance (one) or instances (drawn per reset), not both")
         return InstanceSetEnv(instances, **kwargs)
     return SISSUnlearnEnv(**kwargs)
 

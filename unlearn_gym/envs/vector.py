@@ -48,7 +48,7 @@ from unlearn_gym.envs.dynamics import (
     step_state,
 )
 from unlearn_gym.envs.encoding import FEATURE_TABLES, observation_bounds
-from unlearn_gym.envs.instances import get_instance, resolve_instances
+from unlearn_gym.envs.instances import instance_set_arguments
 from unlearn_gym.envs.settings import EnvSettings, resolve_env_settings
 from unlearn_gym.envs.state import RunState
 from unlearn_gym.objectives import siss_step
@@ -107,14 +107,7 @@ class SISSUnlearnVectorEnv(VectorEnv):
         self.batched = batched
         self.names: list[str] | None = None
         if instances is not None:
-            if kwargs.get("instance") is not None:
-                raise ValueError("pass either instance (one) or instances (drawn per reset), not both")
-            self.names = resolve_instances(instances)
-            actions = {get_instance(n).action for n in self.names}
-            if len(actions) != 1:
-                raise ValueError(f"instances must share the action space; got actions {sorted(actions)}")
-            for k in ("instance", "preset", "task", "model"):
-                kwargs.pop(k, None)  # fixed by each instance (registered ids pass a preset)
+            self.names, kwargs = instance_set_arguments(instances, kwargs)
         self._kwargs = kwargs
         self._bundles: dict[str | None, Shared] = {}
         first_name = self.names[0] if self.names else None
