@@ -13,9 +13,9 @@ from unlearn_gym.eval.quality import model_quality
 from unlearn_gym.pretrained import ASSET_DIR, SHIPPED_PRESETS, asset_info, asset_path
 
 
-def test_assets_fit_in_10_mb():
+def test_assets_fit_in_20_mb():  # the budget with the retrained references (issue "Forgetting measured ...")
     total = sum(p.stat().st_size for p in ASSET_DIR.glob("*.pt"))
-    assert 0 < total <= 10 * 2**20
+    assert 0 < total <= 20 * 2**20
 
 
 @pytest.mark.parametrize("preset", SHIPPED_PRESETS)
