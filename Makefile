@@ -10,7 +10,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.unlearn-gym-installed
 FASHION_DIR := /usr/share/datasets/fashion-mnist
 
-.PHONY: install data demo test lint bench clean
+.PHONY: install data demo test test-all lint bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -47,7 +47,12 @@ demo: install data
 lint: install
 	$(BIN)/ruff check .
 
+# CI's test command (.ci/run): everything but the `slow` tests (the tiny-preset runs, ~6 min more);
+# `make test-all` adds them.
 test: install data lint
+	$(BIN)/python -m pytest -q --durations=15 -m "not slow"
+
+test-all: install data lint
 	$(BIN)/python -m pytest -q --durations=15
 
 bench: install data
