@@ -88,3 +88,28 @@ def test_one_instance_name_is_a_valid_instances_spec():
     assert [i.name for i in resolve_bench_instances("micro", INST)] == [INST]
     with pytest.raises(ValueError, match="unknown instance set"):
         resolve_instances("no-such-thing")
+
+
+def test_a_model_conflicting_with_the_instance_is_refused():
+    vae_inst = "vae-micro-scale-b8-h30"
+    with pytest.raises(ValueError, match=rf"'{vae_inst}' is a 'cvae' instance, but model='ddpm'"):
+        gym.make(MICRO, instance=vae_inst, model="ddpm")
+    with pytest.raises(ValueError, match=rf"'{INST}' is a 'ddpm' instance.*use SISSUnlearnMicro-v0"):
+        gym.make("unlearn_gym:SISSUnlearnVAE-v0", instance=INST)
+    with pytest.raises(ValueError, match="is a 'ddpm' instance"):
+        gym.make("unlearn_gym:SISSUnlearnVAE-v0", instances="default:train")
+    env = gym.make("unlearn_gym:SISSUnlearnVAE-v0", instance=vae_inst, outcome_config=SMALL)
+    assert env.unwrapped.settings.model == "cvae"
+
+
+def test_a_single_instance_env_refuses_another_instance_at_reset():
+    env = gym.make(MICRO, instance=INST, outcome_config=SMALL)
+    env.reset(seed=0, options={"instance": INST})  # its own instance: fine
+    with pytest.raises(ValueError, match="make it with instances="):
+        env.reset(seed=0, options={"instance": "micro-heavy-scale-b16-h50"})
+    with pytest.raises(ValueError, match="unknown reset options"):
+        env.reset(seed=0, options={"colour": "red"})
+    plain = gym.make(MICRO, outcome=False, batch_size=8)
+    plain.reset(seed=0, options={})
+    with pytest.raises(ValueError, match="instance=None"):
+        plain.reset(seed=0, options={"instance": INST})

@@ -182,21 +182,32 @@ def instance_set_arguments(spec: str | list[str] | tuple[str, ...], kwargs: dict
     if kwargs.get("instance") is not None:
         raise ValueError("pass either instance (one) or instances (drawn per reset), not both")
     names = resolve_instances(spec)
+    for name in names:
+        _check_model(name, get_instance(name).model, kwargs.get("model"))
     actions = {get_instance(n).action for n in names}
     if len(actions) != 1:
         raise ValueError(f"instances must share the action space; got actions {sorted(actions)}")
     return names, {k: v for k, v in kwargs.items() if k not in ("instance", "preset", "task", "model")}
 
 
-#: constructor arguments an instance fixes: an explicit other value is an error. (``preset`` and
-#: ``model`` are not here: a registered id passes its own, and the instance's replace them.)
+#: constructor arguments an instance fixes: an explicit other value is an error. (``preset`` is not
+#: here: a registered id passes its own, and the instance's replaces it. ``model`` is refused by
+#: :func:`_check_model`: only ``SISSUnlearnVAE-v0`` passes one, and a DDPM instance contradicts it.)
 _FIXED = ("task", "data_ratio", "action", "horizon", "lr", "rule", "scale", "batch_size", "scale_range")
+
+
+def _check_model(name: str, fixed: str, passed: str | None) -> None:
+    """Refuse a ``model`` that contradicts the instance's model family, naming the id to use."""
+    if passed is not None and passed != fixed:
+        use = "SISSUnlearnVAE-v0" if fixed == "cvae" else "SISSUnlearnMicro-v0 or SISSUnlearn-v0"
+        raise ValueError(f"instance {name!r} is a {fixed!r} instance, but model={passed!r} was passed"
+                         f" (SISSUnlearnVAE-v0 passes model='cvae'); drop model, or use {use}")
 
 
 def apply_instance(name: str, kwargs: dict[str, Any]) -> dict[str, Any]:
     """Constructor arguments with the instance's values filled in.
 
-    The instance fixes ``preset`` and ``model`` (they replace the registered id's) and ``task``,
+    The instance fixes ``preset`` (it replaces the registered id's), ``model``, ``task``,
     ``data_ratio``, ``action`` and the hyperparameters it names: passing one of the latter explicitly
     (not ``None``) with a different value is an error naming both (drop it, or drop ``instance``).
     Its ``reward`` is a default: an explicit ``reward`` wins (e.g. the paper's ``"siss"``).
@@ -205,6 +216,7 @@ def apply_instance(name: str, kwargs: dict[str, Any]) -> dict[str, Any]:
     :param kwargs: the constructor's arguments.
     """
     inst = get_instance(name)
+    _check_model(name, inst.model, kwargs.get("model"))
     out = dict(kwargs)
     for key, val in inst.env_kwargs().items():
         mine = kwargs.get(key)

@@ -121,7 +121,7 @@ def resolve_env_settings(
 ) -> EnvSettings:
     """:class:`EnvSettings` from a preset, task, model family, an optional named instance and overrides.
 
-    The instance fixes ``preset`` and ``model`` (they replace a registered id's), and ``task``,
+    The instance fixes ``preset`` (it replaces a registered id's), and ``model``, ``task``,
     ``data_ratio``, ``action`` and the hyperparameters it names (an explicit different value of
     these is an error naming both); its reward is a default. An argument of ``None`` means "the
     default" (``preset`` ``"tiny"``, ``task`` ``"trousers"``, ``model`` ``"ddpm"``).

@@ -282,8 +282,11 @@ class SISSUnlearnEnv(CheckpointMixin, gym.Env[np.ndarray, np.ndarray]):
 
         :param seed: seeds ``np_random`` and the torch generator drawn from it; in online mode an
             explicit seed also starts a new run from θ_0.
-        :param options: unused.
+        :param options: ``None`` or ``{}``; ``{"instance": NAME}`` only names this env's own instance
+            (drawing instances per reset needs ``instances=``: :class:`~unlearn_gym.envs.multi.InstanceSetEnv`).
+        :raises ValueError: an unknown option, or an instance this env was not made with.
         """
+        check_reset_options(options, self.settings.instance)
         super().reset(seed=seed)
         return reset_state(self.shared, self.state, self.np_random, seed is not None)
 
@@ -314,6 +317,22 @@ class SISSUnlearnEnv(CheckpointMixin, gym.Env[np.ndarray, np.ndarray]):
         imgs = sample_images(self.model, self.schedule, labels, self.shared.render_noise,
                              steps=self.settings.render_steps)
         return image_grid(imgs, nrow=cols, scale=max(1, 32 // imgs.shape[-1]))
+
+
+def check_reset_options(options: dict[str, Any] | None, instance: str | None) -> None:
+    """Refuse reset options a single-instance env cannot honour, saying what to use instead.
+
+    :param options: the ``reset`` options.
+    :param instance: the env's own instance name (``None``: made without one).
+    """
+    options = dict(options or {})
+    name = options.pop("instance", instance)
+    if options:
+        raise ValueError(f"unknown reset options {sorted(options)}; this env knows only 'instance'")
+    if name != instance:
+        raise ValueError(f"reset(options={{'instance': {name!r}}}) on an env made with instance={instance!r}:"
+                         " a single env plays one instance; make it with instances=[...] (or 'SET:SPLIT')"
+                         " to choose one per reset")
 
 
 SISSUnlearnEnv.__doc__ = (SISSUnlearnEnv.__doc__ or "").replace(
