@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
+
 import numpy as np
 import pytest
 
 from unlearn_gym.data import write_idx
+
+
+def pytest_configure(config):
+    """Every test session measures into a fresh measurement cache (unlearn_gym.cache), not the user's."""
+    os.environ["UNLEARN_GYM_CACHE_DIR"] = tempfile.mkdtemp(prefix="unlearn-gym-test-cache-")
 
 
 @pytest.fixture

@@ -8,9 +8,12 @@ Every function takes the model family's noise object where a DDPM takes its sche
 
 from __future__ import annotations
 
+import hashlib
+
 import torch
 from torch import nn
 
+from unlearn_gym.cache import cached, tensor_digest
 from unlearn_gym.diffusion.schedule import NoiseSchedule
 from unlearn_gym.envs.encoding import STATE_KEYS
 from unlearn_gym.objectives import PairSampler, SISSBatch, VAENoise, gradient_stats, objectives_for
@@ -124,6 +127,13 @@ class Probe:
 
 
 
+def _noise_key(schedule: Noise) -> str:
+    """A stable description of a DDPM schedule (its β's digest) or the VAE's noise level."""
+    if isinstance(schedule, NoiseSchedule):
+        return "ddpm-" + hashlib.sha256(schedule.betas.numpy().tobytes()).hexdigest()[:16]
+    return repr(schedule)  # VAENoise: a frozen dataclass, its repr is its values
+
+
 @torch.no_grad()
 def reference_retain_loss(
     model: nn.Module, schedule: Noise, sampler: PairSampler, n: int = 1024
@@ -136,6 +146,15 @@ def reference_retain_loss(
     :param sampler: the env's sampler.
     :param n: number of samples.
     """
-    gen = torch.Generator().manual_seed(PROBE_SEED + 2)
-    x, y = sampler.sample_retain(gen, n)
-    return float(objectives_for(schedule).plain_loss(model, schedule, x, y, generator=gen))
+    def compute() -> float:
+        gen = torch.Generator().manual_seed(PROBE_SEED + 2)
+        x, y = sampler.sample_retain(gen, n)
+        return float(objectives_for(schedule).plain_loss(model, schedule, x, y, generator=gen))
+
+    # deterministic, so measured once per machine (unlearn_gym.cache); the key holds the weights,
+    # the retain data and the noise family
+    data = hashlib.sha256(sampler.retain_images.detach().cpu().contiguous().numpy().tobytes())
+    data.update(sampler.retain_labels.detach().cpu().contiguous().numpy().tobytes())
+    key = {"model": tensor_digest(model), "data": data.hexdigest(), "n": n, "noise": _noise_key(schedule),
+           "family": type(model).__name__, "device": str(sampler.retain_images.device.type)}
+    return float(cached("reference-retain-loss", key, compute))

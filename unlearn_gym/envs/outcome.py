@@ -42,6 +42,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from unlearn_gym.cache import cached, tensor_digest
 from unlearn_gym.classifier import Classifier
 from unlearn_gym.data import CONTAMINATED_LABEL, NUM_LABELS
 from unlearn_gym.diffusion.one_step import sample_images
@@ -115,7 +116,11 @@ class OutcomeScorer:
         res = classifier.resolution
         gen = torch.Generator().manual_seed(c.noise_seed)
         self.noise = torch.randn(len(self.labels), 1, res, res, generator=gen)
-        self.reference = self.measure(reference)
+        # deterministic (fixed noise), so measured once per machine: unlearn_gym.cache
+        key = {"model": tensor_digest(reference), "classifier": tensor_digest(classifier), "task": task,
+               "config": asdict(c), "version": OUTCOME_VERSION, "family": type(reference).__name__,
+               "device": str(next(reference.parameters()).device.type)}
+        self.reference = cached("outcome-reference", key, lambda: self.measure(reference))
 
     @property
     def n_samples(self) -> int:
