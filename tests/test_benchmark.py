@@ -237,3 +237,41 @@ def test_a_benchmark_cell_leaves_the_global_rngs_alone(tmp_path, monkeypatch):
     assert cells_module.run_cell(cells[0].to_dict())["status"] == "ok"
     assert torch.equal(states[0], torch.get_rng_state())
     assert np.array_equal(states[1], np.random.get_state()[1]) and states[2] == random.getstate()
+
+
+def test_benchmark_policy_adds_a_user_row_paired_with_the_builtin_ones(tmp_path):
+    from unlearn_gym.benchmark.entries import DEFAULT_ENTRIES, user_policy_entry
+
+    f = tmp_path / "mine.py"
+    f.write_text("import numpy as np\n\ndef zero(obs):\n    return np.zeros(1, np.float32)\n")
+    cfg = _cfg(tmp_path, seeds=1, methods=["constant", "mine"],
+               entries=(*DEFAULT_ENTRIES, user_policy_entry(f"{f}:zero", "mine")))
+    res = run_benchmark(cfg, progress=False)
+    rows = {c["entry"]: c for c in res["cells"]}
+    assert set(rows) == {"constant", "mine"} and not res["failed"]
+    # action 0 is the built-in constant (λ 0.5): the same episode, so the same unlearned model and scores
+    assert rows["mine"]["outcome"]["outcome"] == rows["constant"]["outcome"]["outcome"]
+    assert rows["mine"]["metrics"] == rows["constant"]["metrics"]
+    assert "mine" in (tmp_path / "bench" / "report.md").read_text()
+    # editing the policy's file recomputes its row (the source digest is in the key), not the others
+    f.write_text(f.read_text() + "# edited\n")
+    cfg = _cfg(tmp_path, seeds=1, methods=["constant", "mine"],
+               entries=(*DEFAULT_ENTRIES, user_policy_entry(f"{f}:zero", "mine")))
+    assert run_benchmark(cfg, progress=False)["run"]["computed"] == 1
+
+
+def test_the_policy_flag_names_rows_and_refuses_bad_specs(tmp_path, capsys):
+    from unlearn_gym.benchmark import BenchmarkConfig
+    from unlearn_gym.cli import _user_policy_rows, main
+
+    f = tmp_path / "mine.py"
+    f.write_text("def zero(obs):\n    return [0.0]\n")
+    over = _user_policy_rows([f"{f}:zero", f"other={f}:zero"], BenchmarkConfig(), ["siss"])
+    assert [e.name for e in over["entries"][-2:]] == ["user:zero", "other"]
+    assert over["methods"] == ["siss", "user:zero", "other"]
+    assert over["entries"][-1].params["source"]  # the file's digest
+    with pytest.raises(ValueError, match="unique and new"):
+        _user_policy_rows([f"siss={f}:zero"], BenchmarkConfig(), None)
+    assert main(["benchmark", "--preset", "micro", "--policy", "no_such_module_xyz:p", "--out", str(tmp_path)]) == 2
+    assert "cannot import 'no_such_module_xyz'" in capsys.readouterr().err
+    assert not (tmp_path / "cells").exists()

@@ -7,10 +7,10 @@ A value is cached under a key made of its ``kind``, the digest of every tensor i
 is exactly what recomputing would give on this machine. Values are JSON (floats, strings, lists and
 dicts of them), one file per key, written to a temporary file and renamed.
 
-Where: ``$UNLEARN_GYM_CACHE_DIR``, else ``$XDG_CACHE_HOME/unlearn_gym``, else
-``~/.cache/unlearn_gym``. ``UNLEARN_GYM_CACHE=0`` turns the disk cache off (values are still kept
-for the life of the process). A cache that cannot be written only warns; a corrupt file is
-recomputed with a warning.
+Where: ``$UNLEARN_GYM_CACHE_DIR``, else ``$UNLEARN_GYM_HOME/measurements`` (default
+``~/.cache/unlearn-gym/measurements``, beside the computed baseline rows). ``UNLEARN_GYM_CACHE=0``
+turns the disk cache off (values are still kept for the life of the process). A cache that cannot
+be written only warns; a corrupt file is recomputed with a warning.
 """
 
 from __future__ import annotations
@@ -35,11 +35,13 @@ _MEMO: dict[str, Any] = {}
 
 
 def cache_dir() -> Path:
-    """The cache folder (not created here)."""
+    """The cache folder (not created here): ``$UNLEARN_GYM_CACHE_DIR``, else
+    ``$UNLEARN_GYM_HOME/measurements`` (default ``~/.cache/unlearn-gym/measurements``)."""
     if os.environ.get("UNLEARN_GYM_CACHE_DIR"):
         return Path(os.environ["UNLEARN_GYM_CACHE_DIR"])
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "unlearn_gym"
+    from unlearn_gym.data.sources import home_dir
+
+    return home_dir() / "measurements"
 
 
 def disk_cache_enabled() -> bool:

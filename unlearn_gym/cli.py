@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from unlearn_gym.cli_parser import Handler, make_parser
 
@@ -202,6 +203,28 @@ def cmd_train_agent(a: argparse.Namespace) -> int:
     return 0
 
 
+def _user_policy_rows(specs: list[str], cfg: Any, methods: list[str] | None) -> dict[str, Any]:
+    """``entries`` (and ``methods``) of a benchmark with ``--policy [NAME=]MODULE:OBJECT`` rows added."""
+    from unlearn_gym.benchmark.entries import DEFAULT_ENTRIES, user_policy_entry
+    from unlearn_gym.user_objects import load_object
+
+    rows = []
+    for item in specs:
+        name, eq, spec = item.partition("=")
+        if not eq or ":" in name:  # no NAME= prefix (a path may contain '=' only after a ':')
+            name, spec = "", item
+        load_object(spec)  # fails here, with what to do, not in every cell
+        rows.append(user_policy_entry(spec, name or None))
+    names = [r.name for r in rows]
+    taken = {e.name for e in (cfg.entries or DEFAULT_ENTRIES)}
+    if len(set(names)) != len(names) or taken & set(names):
+        raise ValueError(f"--policy row names must be unique and new, got {names}; name them NAME=MODULE:OBJECT")
+    out: dict[str, Any] = {"entries": tuple(cfg.entries or DEFAULT_ENTRIES) + tuple(rows)}
+    if methods is not None:
+        out["methods"] = [*methods, *names]
+    return out
+
+
 def cmd_benchmark(a: argparse.Namespace) -> int:
     from dataclasses import replace
 
@@ -220,6 +243,8 @@ def cmd_benchmark(a: argparse.Namespace) -> int:
         over["pareto_scales"] = tuple(a.pareto_scales)
     if a.methods:
         over["methods"] = [m.strip() for item in a.methods for m in item.split(",") if m.strip()]
+    if a.policy:
+        over.update(_user_policy_rows(a.policy, cfg, over.get("methods")))
     settings = {k: v for k, v in (("eval_samples", a.eval_samples), ("eval_steps", a.eval_steps),
                                   ("agent_timesteps", a.agent_timesteps), ("steps", a.steps)) if v is not None}
     cfg = replace(cfg, **over, settings=replace(cfg.settings, **settings))

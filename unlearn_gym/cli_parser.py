@@ -179,6 +179,10 @@ def _benchmark(sub: Any) -> argparse.ArgumentParser:
                         " comma-separated (default: all)")
     p.add_argument("--quick", action="store_true", help="1 seed, fewer evaluation samples and steps, short agent"
                    " training: every method in minutes")
+    p.add_argument("--policy", action="append", default=None, metavar="[NAME=]MODULE:OBJECT",
+                   help="add your own policy as a row (repeatable; a Policy, a callable obs -> action, an SB3 model"
+                        " or a factory of one; row name NAME, default user:OBJECT); it runs even when --methods"
+                        " selects other rows")
     p.add_argument("--out", default=None, help="output folder (default runs/benchmark[-quick]); rerunning resumes")
     p.add_argument("--workers", type=int, default=2, help="worker processes (1: in this process), or Ray CPUs")
     add_device_arg(p, "every cell (models, env, methods, agents; scoring on the CPU)")

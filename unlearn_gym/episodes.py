@@ -121,6 +121,23 @@ def _required_positional(fn: Any) -> int:
     return sum(1 for p in params if p.kind in kinds and p.default is inspect.Parameter.empty)
 
 
+def check_spaces(policy: Any, env: Any, instance: str) -> None:
+    """A model that records its spaces (SB3 does) must match the instance's.
+
+    :param policy: the policy (anything; only ``action_space`` / ``observation_space`` are read).
+    :param env: the instance's env.
+    :param instance: its name (for the error).
+    :raises ValueError: a shape that differs, naming both.
+    """
+    for attr in ("action_space", "observation_space"):
+        mine = getattr(policy, attr, None)
+        shape = getattr(mine, "shape", None)
+        if shape is not None and tuple(shape) != tuple(getattr(env, attr).shape):
+            raise ValueError(f"the policy's {attr} has shape {tuple(shape)}, instance {instance!r} has"
+                             f" {tuple(getattr(env, attr).shape)}")
+
+
+
 def run_episode(env: Any, actor: Actor, seed: int) -> dict[str, Any]:
     """Play ``env.reset(seed=seed)`` to the episode's end (diverged or the horizon reached).
 

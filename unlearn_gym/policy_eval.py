@@ -17,13 +17,8 @@ differences (paired t, 95 % CI). The baselines and how "best" is chosen: :mod:`u
 
 from __future__ import annotations
 
-import hashlib
-import importlib
-import importlib.util
-import inspect
 import json
 import math
-import sys
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -33,6 +28,7 @@ import numpy as np
 
 from unlearn_gym.baseline_rows import ROLES, SELECTION_SEEDS, compute_rows, eval_seeds, load_rows, select
 from unlearn_gym.stats import Paired, better, ci95, paired, worse
+from unlearn_gym.user_objects import load_object  # noqa: F401  (re-exported: the CLI and users import it here)
 
 ALL = "all"
 
@@ -256,7 +252,7 @@ def evaluate_policy(policy: Any, instances: str | list[str] = "default:test", se
 
     from unlearn_gym.envs.instances import instance_info, resolve_instances
     from unlearn_gym.envs.outcome import OUTCOME_VERSION
-    from unlearn_gym.episodes import as_actor, make_instance_env, run_episode
+    from unlearn_gym.episodes import as_actor, check_spaces, make_instance_env, run_episode
 
     names = resolve_instances(instances)
     seed_list, sel = eval_seeds(seeds), [int(s) for s in selection_seeds]
@@ -266,7 +262,7 @@ def evaluate_policy(policy: Any, instances: str | list[str] = "default:test", se
     bar = tqdm(total=len(names) * len(seed_list), desc="policy episodes", unit="episode", disable=not progress)
     for inst in names:
         env = make_instance_env(inst, env_kwargs)
-        _check_spaces(policy, env, inst)
+        check_spaces(policy, env, inst)
         actor = as_actor(policy, int(env.action_space.shape[0]), name)
         name = actor.name
         rows[inst] = {}
@@ -301,59 +297,3 @@ def _baseline_names(instance: str) -> list[str]:
     from unlearn_gym.policies import baselines
 
     return list(baselines(instance))
-
-
-def _check_spaces(policy: Any, env: Any, instance: str) -> None:
-    """A model that records its spaces (SB3 does) must match the instance's."""
-    for attr in ("action_space", "observation_space"):
-        mine = getattr(policy, attr, None)
-        shape = getattr(mine, "shape", None)
-        if shape is not None and tuple(shape) != tuple(getattr(env, attr).shape):
-            raise ValueError(f"the policy's {attr} has shape {tuple(shape)}, instance {instance!r} has"
-                             f" {tuple(getattr(env, attr).shape)}")
-
-
-# ---- loading MODULE:OBJECT (the CLI) --------------------------------------------------------------
-def load_object(spec: str) -> Any:
-    """The policy named by ``MODULE:OBJECT``.
-
-    ``MODULE`` is an importable module (``mypkg.policies``) or a path to a ``.py`` file
-    (``agents/mine.py``); ``OBJECT`` is a name in it (dots reach attributes: ``Holder.policy``).
-    What is found is then used as follows: **a class is instantiated with no arguments, a function
-    with no required argument is called once (a factory, e.g. one returning ``PPO.load(...)``)**;
-    anything else (a policy object, a function ``obs -> action``, an SB3 model) is the policy itself.
-
-    :param spec: ``"MODULE:OBJECT"``.
-    :raises ValueError: a malformed spec, a module that cannot be imported, a missing object.
-    """
-    module, sep, attr = spec.rpartition(":")
-    if not sep or not module or not attr:
-        raise ValueError(f"expected MODULE:OBJECT (e.g. mypkg.policies:my_policy or path/to/file.py:my_policy),"
-                         f" got {spec!r}")
-    if module.endswith(".py") or "/" in module or "\\" in module:
-        path = Path(module)
-        if not path.is_file():
-            raise FileNotFoundError(f"no such file: {path} (from {spec!r})")
-        digest = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:8]
-        mod_name = f"_unlearn_gym_user_{path.stem}_{digest}"
-        loader_spec = importlib.util.spec_from_file_location(mod_name, path)
-        mod = importlib.util.module_from_spec(loader_spec)
-        sys.modules[mod_name] = mod  # dataclasses and pickling look the module up
-        loader_spec.loader.exec_module(mod)
-    else:
-        try:
-            mod = importlib.import_module(module)
-        except ImportError as e:
-            raise ValueError(f"cannot import {module!r} (from {spec!r}): {e}") from e
-    obj: Any = mod
-    for part in attr.split("."):
-        if not hasattr(obj, part):
-            raise ValueError(f"{module!r} has no {attr!r} (from {spec!r})")
-        obj = getattr(obj, part)
-    if inspect.isclass(obj):
-        return obj()
-    params = inspect.signature(obj).parameters.values() if inspect.isfunction(obj) else None
-    if params is not None and not any(p.default is p.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
-                                      for p in params):
-        return obj()
-    return obj

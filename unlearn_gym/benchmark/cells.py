@@ -220,11 +220,31 @@ def _env(spec: CellSpec, **over: Any) -> Any:
                                                      **over})
 
 
+def _user_policy(entry: Entry, env: Any) -> Any:
+    """A user's ``MODULE:OBJECT`` as ``policy(obs, dim)`` with a ``reset(seed)`` (what :func:`rollout` calls)."""
+    from unlearn_gym.episodes import as_actor, check_spaces
+    from unlearn_gym.policies import Policy
+    from unlearn_gym.user_objects import load_object
+
+    obj = load_object(entry.params["spec"])
+    check_spaces(obj, env, entry.name)
+    actor = as_actor(obj, int(env.action_space.shape[0]), entry.name)
+
+    class _Adapter(Policy):
+        def reset(self, seed: int | None = None) -> None:
+            actor.reset(seed)
+
+        def __call__(self, obs: Any, dim: int) -> Any:
+            return actor.act(obs)
+
+    return _Adapter()
+
+
 def _run_policy(spec: CellSpec) -> dict[str, Any]:
     from unlearn_gym.policies import rollout
 
     env = _env(spec)
-    policy = make_policy(spec.entry)
+    policy = _user_policy(spec.entry, env) if spec.entry.target == "user" else make_policy(spec.entry)
     t0 = time.perf_counter()
     out = rollout(env, policy, seed=spec.seed)
     secs = time.perf_counter() - t0

@@ -35,7 +35,8 @@ class Entry:
     :param name: unique row name (what ``--methods`` selects).
     :param kind: ``baseline``, ``method``, ``policy`` or ``agent``.
     :param target: the method name, the policy name (``constant``, ``random``, ``linear``,
-        ``cosine``; ``tuned``: a tuned baseline, ``params`` ``family`` and ``set``) or the algorithm
+        ``cosine``; ``tuned``: a tuned baseline, ``params`` ``family`` and ``set``; ``user``: your own,
+        ``params`` ``spec``, see :func:`user_policy_entry`) or the algorithm
         (``ppo``, ``sac``, ...); empty for the baseline.
     :param params: the method's or policy's parameters; for an agent the hyperparameter overrides
         (``--set`` style ``key=value`` strings are built from it).
@@ -134,6 +135,27 @@ DEFAULT_ENTRIES: tuple[Entry, ...] = (
     Entry(name="sac-episodic", kind="agent", target="sac", protocol="episodic", label="SAC-λ (episodic)"),
     Entry(name="sac-online", kind="agent", target="sac", protocol="online", label="SAC-λ (online)"),
 )
+
+
+def user_policy_entry(spec: str, name: str | None = None) -> Entry:
+    """A benchmark row for your own policy ``MODULE:OBJECT`` (``unlearn-gym benchmark --policy``).
+
+    The policy is loaded in each cell by :func:`unlearn_gym.user_objects.load_object` (a class is
+    instantiated, a factory called) and played through the env as
+    :func:`unlearn_gym.evaluate_policy` plays it (a :class:`~unlearn_gym.policies.Policy`, a callable
+    ``obs -> action`` or an SB3 model), on the instance's default observation. The row's cache key
+    holds the spec and the digest of the module's source, so editing the file recomputes the row
+    (weights loaded from elsewhere are not in the key: pass a new ``--out`` when they change).
+
+    :param spec: ``"MODULE:OBJECT"``.
+    :param name: the row name (default ``user:OBJECT``).
+    """
+    from unlearn_gym.user_objects import source_digest, split_spec
+
+    _, attr = split_spec(spec)
+    name = name or f"user:{attr}"
+    return Entry(name=name, kind="policy", target="user", params={"spec": spec, "source": source_digest(spec)},
+                 label=name)
 
 
 def pareto_entries(lambdas: tuple[float, ...], scales: tuple[float, ...]) -> tuple[Entry, ...]:
