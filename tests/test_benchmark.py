@@ -275,3 +275,40 @@ def test_the_policy_flag_names_rows_and_refuses_bad_specs(tmp_path, capsys):
     assert main(["benchmark", "--preset", "micro", "--policy", "no_such_module_xyz:p", "--out", str(tmp_path)]) == 2
     assert "cannot import 'no_such_module_xyz'" in capsys.readouterr().err
     assert not (tmp_path / "cells").exists()
+
+
+def test_forget_tests_add_the_did_it_forget_table(tmp_path, monkeypatch):
+    from dataclasses import replace
+
+    from unlearn_gym.benchmark import forgetting
+
+    monkeypatch.setattr(forgetting, "RELEARN_KW", {"n_samples": 20, "checkpoints": (0, 2, 5)})
+    settings = replace(FAST, forget_tests=True)
+    assert "forget_tests" not in FAST.to_dict() and settings.to_dict()["forget_tests"] is True
+    cfg = _cfg(tmp_path, seeds=1, methods=["baseline", "siss"], settings=settings)
+    res = run_benchmark(cfg, progress=False)
+    assert not res["failed"]
+    rows = {c["entry"]: c["forget"] for c in res["cells"]}
+    for f in rows.values():
+        assert f["verdict"] in forgetting.VERDICTS and len(f["loss_ratio"]) == 3 and f["early_relearn"][0] == 2
+    # the pretrained model has not forgotten: its forget loss is below the retrained model's
+    assert rows["baseline"]["loss_ratio"][0] < 1.0 and rows["baseline"]["verdict"] != "like retrained"
+    report = (tmp_path / "bench" / "report.md").read_text()
+    assert "## Did it forget?" in report and "| siss | 1 |" in report
+
+
+def test_the_forget_table_counts_verdicts_and_names_rows_that_game_the_outcome():
+    from unlearn_gym.benchmark.forgetting import forget_table
+
+    def cell(entry, seed, outcome, ratio, early, verdict):
+        return {"entry": entry, "instance": "i", "seed": seed, "outcome": {"outcome": outcome},
+                "forget": {"trouser_rate": 0.01, "loss_ratio": [ratio, ratio - 0.1, ratio + 0.1],
+                           "auc_difference": [0.0, -0.1, 0.1], "early_relearn": [2, early, 0.01],
+                           "verdict": verdict}}
+
+    cells = [cell("a", s, 0.9, 0.6, 0.3, "stopped drawing only") for s in range(3)]
+    cells += [cell("b", s, 0.2, 1.0 + 0.01 * s, 0.01, "like retrained") for s in range(3)]
+    text = "\n".join(forget_table(cells, ["a", "b"]))
+    assert "| a | 3 |" in text and "| 0 / 3 / 0 |" in text and "| 3 / 0 / 0 |" in text
+    assert "not like the retrained one" in text and "`a`" in text and "`b`" not in text.split("retrained one")[-1]
+    assert "outcome vs loss ratio ρ = -" in text  # here the outcome rewards the row that did not forget

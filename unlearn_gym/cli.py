@@ -247,6 +247,8 @@ def cmd_benchmark(a: argparse.Namespace) -> int:
         over.update(_user_policy_rows(a.policy, cfg, over.get("methods")))
     settings = {k: v for k, v in (("eval_samples", a.eval_samples), ("eval_steps", a.eval_steps),
                                   ("agent_timesteps", a.agent_timesteps), ("steps", a.steps)) if v is not None}
+    if a.forget_tests:
+        settings["forget_tests"] = True
     cfg = replace(cfg, **over, settings=replace(cfg.settings, **settings))
     res = run_benchmark(cfg, progress=not a.quiet, command=_command(a))
     n_ok, n_fail = len(res["cells"]), len(res["failed"])

@@ -198,6 +198,9 @@ def _benchmark(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--eval-steps", type=int, default=None, help="DDIM steps of the evaluation")
     p.add_argument("--agent-timesteps", type=int, default=None, help="training steps of an episodic agent")
     p.add_argument("--steps", type=int, default=None, help="unlearning steps of every run (default: the horizon)")
+    p.add_argument("--forget-tests", action="store_true",
+                   help="also test every trousers cell's model against the retrained model (membership, relearning,"
+                        " loss ratio): the report's 'Did it forget?' table (docs/forgetting.md)")
     p.add_argument("--quiet", action="store_true", help="no progress display")
     return p
 

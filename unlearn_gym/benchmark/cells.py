@@ -42,6 +42,8 @@ class BenchSettings:
     :param steps: unlearning steps of every run (``None``: the instance's horizon).
     :param agent_timesteps: training steps of an episodic agent (an online agent's run is the horizon).
     :param outcome: also compute the env's outcome score (``unlearn_gym.envs.outcome``).
+    :param forget_tests: also run the forget tests against the retrained model on ``trousers``
+        instances (:mod:`unlearn_gym.benchmark.forgetting`; about 15-30 s per micro cell).
     """
 
     eval_samples: int = 50
@@ -51,9 +53,13 @@ class BenchSettings:
     steps: int | None = None
     agent_timesteps: int = 2000
     outcome: bool = True
+    forget_tests: bool = False
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        d = asdict(self)
+        if not d["forget_tests"]:  # absent when off: keys made before the forget tests stay valid
+            d.pop("forget_tests")
+        return d
 
 
 @dataclass
@@ -412,6 +418,14 @@ def _run_cell(spec: CellSpec) -> dict[str, Any]:
             timing["outcome_s"] = round(time.perf_counter() - t2, 2)
             out["outcome"] = {k: sc[k] for k in ("outcome", "forget", "retain_mean", "retain_worst", "one_rate",
                                                  "retain_drop", "outcome_se", "version")}
+        if s.forget_tests and inst.task == "trousers":
+            from unlearn_gym.benchmark.forgetting import forget_summary
+            from unlearn_gym.pretrained import model_family
+
+            t3 = time.perf_counter()
+            out["forget"] = forget_summary(model, inst.preset, inst.data_ratio, model_family(model), spec.seed,
+                                           spec.device)
+            timing["forget_s"] = round(time.perf_counter() - t3, 2)
     timing["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     timing["torch_threads"] = torch.get_num_threads()
     out["timing"] = timing

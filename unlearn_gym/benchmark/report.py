@@ -9,6 +9,7 @@ from typing import Any
 
 from unlearn_gym.benchmark.analysis import MEASURES, aggregate, claims, pareto_front, pareto_points, performance
 from unlearn_gym.benchmark.cells import CellSpec, horizon_of
+from unlearn_gym.benchmark.forgetting import forget_table
 from unlearn_gym.checkpoints import atomic_write_bytes, versions, write_json
 from unlearn_gym.stats import fmt_ci
 
@@ -87,6 +88,9 @@ def render(r: dict[str, Any], cells: list[CellSpec], titles: dict[str, str]) -> 
         by_inst.setdefault(c.instance.name, c)
     for inst, spec in by_inst.items():
         L += _instance_section(r, inst, spec, cells, titles)
+    order = list(dict.fromkeys(c.entry.name for c in cells))
+    forget = forget_table(r["cells"], order)
+    L += ["", *forget] if forget else []
     L += _performance(r, titles)
     L += _skipped_and_failed(r)
     L.append("")
