@@ -134,6 +134,35 @@ def test_claim_verdicts_follow_the_stated_rule():
     assert fid["verdict"].startswith("not confirmed: better forget FID but significantly worse retain FID")
 
 
+def test_static_versus_dynamic_verdicts_correct_for_picking_the_best():
+    def outcome_cell(entry, seed, value):
+        c = _cell(entry, seed, retain_fid=5.0)
+        c["outcome"] = {"outcome": value}
+        return c
+
+    noise = [0.01, -0.02, 0.015, -0.005, 0.02, -0.01, 0.0, 0.005, -0.015, 0.01]
+    cells = [outcome_cell("tuned-constant", s, 0.5 + noise[s]) for s in range(10)]
+    # the schedule is a little better (p = 0.034 alone), the feedback worse, PPO clearly better
+    lead = [0.03, -0.005, 0.02, 0.005, 0.025, -0.01, 0.015, 0.02, -0.005, 0.015]
+    cells += [outcome_cell("tuned-schedule", s, 0.5 + noise[s] + lead[s]) for s in range(10)]
+    cells += [outcome_cell("tuned-feedback", s, 0.3 + noise[s] + 0.01 * (s % 3)) for s in range(10)]
+    cells += [outcome_cell("ppo-episodic", s, 0.8 + noise[s] + 0.01 * (s % 2)) for s in range(10)]
+    v = {c["claim"]: c for c in claims(cells, ["i"])}
+    assert v["ppo-episodic beats the tuned constant on the outcome score"]["verdict"] == "confirmed"
+    assert v["tuned-feedback beats the tuned constant on the outcome score"]["verdict"].endswith("significantly worse")
+    assert v["RL (ppo-episodic) beats the tuned feedback controller on the outcome score"]["verdict"] == "confirmed"
+    best = next(c for c in v.values() if c["claim"].startswith("a dynamic policy"))
+    assert best["a"] == "ppo-episodic" and best["alpha"] == pytest.approx(0.05 / 3)
+    assert best["verdict"] == "confirmed"
+    # without PPO, the best of two is held to p < 0.025, which a marginal schedule does not reach
+    v2 = claims([c for c in cells if c["entry"] != "ppo-episodic"], ["i"])
+    sched = next(c for c in v2 if c["claim"].startswith("tuned-schedule"))
+    best2 = next(c for c in v2 if c["claim"].startswith("a dynamic policy"))
+    assert best2["a"] == "tuned-schedule" and best2["alpha"] == pytest.approx(0.025)
+    assert 0.025 <= sched["paired"]["p"] < 0.05
+    assert sched["verdict"] == "confirmed" and best2["verdict"].startswith("not confirmed")
+
+
 def test_ray_matches_the_local_executor(tmp_path):
     pytest.importorskip("ray")
     import torch

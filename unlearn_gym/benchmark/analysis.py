@@ -58,7 +58,7 @@ def aggregate(cells: list[dict[str, Any]], instances: list[str], entries: list[s
 
 
 def _verdict(claim: str, a: str, b: str, cells: list[dict[str, Any]], inst: str, measure: str,
-             guards: tuple[str, ...] = ()) -> dict[str, Any] | None:
+             guards: tuple[str, ...] = (), alpha: float = 0.05) -> dict[str, Any] | None:
     va, vb = values(cells, inst, a, measure), values(cells, inst, b, measure)
     if not va or not vb:
         return None
@@ -73,16 +73,16 @@ def _verdict(claim: str, a: str, b: str, cells: list[dict[str, Any]], inst: str,
             guard_fail.append(MEASURES[g][0])
     if p.n < 2:
         verdict = "not testable (fewer than 2 paired seeds)"
-    elif better(p, direction) and not guard_fail:
+    elif better(p, direction, alpha) and not guard_fail:
         verdict = "confirmed"
-    elif better(p, direction):
+    elif better(p, direction, alpha):
         verdict = f"not confirmed: better {MEASURES[measure][0]} but significantly worse {', '.join(guard_fail)}"
     elif worse(p, direction):
         verdict = f"not confirmed: {a} is significantly worse"
     else:
         verdict = "not confirmed: no significant difference"
     return {"claim": claim, "instance": inst, "a": a, "b": b, "measure": measure, "direction": direction,
-            "paired": p.to_dict(), "guards": guard_stats, "verdict": verdict}
+            "paired": p.to_dict(), "guards": guard_stats, "alpha": alpha, "verdict": verdict}
 
 
 #: the claims checked: (claim, entry a, entry b, measure, guard measures that must not get significantly worse)
@@ -96,6 +96,45 @@ CLAIMS: tuple[tuple[str, str, str, str, tuple[str, ...]], ...] = (
     ("adaptive λ has a higher retain SSIM than static SISS", "adaptive-vi", "siss", "retain_ssim", ()),
 )
 RL_ENTRIES = ("ppo-episodic", "ppo-online", "sac-episodic", "sac-online")
+#: the static reference of the static-versus-dynamic verdicts: the best constant found by search
+TUNED_CONSTANT = "tuned-constant"
+#: the tuned dynamic baselines (no training): an open-loop schedule and a feedback controller
+TUNED_DYNAMIC = ("tuned-schedule", "tuned-feedback")
+
+
+def static_vs_dynamic(cells: list[dict[str, Any]], inst: str) -> list[dict[str, Any]]:
+    """Static versus dynamic on the outcome score (guarded by the retain FID), where the rows ran.
+
+    * each dynamic row (tuned schedule, tuned feedback, every RL entry) against the tuned constant;
+    * every RL entry against the tuned feedback controller;
+    * "a dynamic policy beats the tuned constant": confirmed when one of the k comparisons of the
+      first kind is confirmed at p < 0.05 / k (Bonferroni: picking the best of k on the same seeds
+      would otherwise find a winner by chance).
+    """
+    out = []
+    if not values(cells, inst, TUNED_CONSTANT, "outcome"):
+        return out
+    dynamic = [e for e in (*TUNED_DYNAMIC, *RL_ENTRIES) if values(cells, inst, e, "outcome")]
+    for e in dynamic:
+        v = _verdict(f"{e} beats the tuned constant on the outcome score", e, TUNED_CONSTANT, cells, inst,
+                     "outcome", ("retain_fid",))
+        if v:
+            out.append(v)
+    if "tuned-feedback" in dynamic:
+        for rl in (e for e in RL_ENTRIES if e in dynamic):
+            v = _verdict(f"RL ({rl}) beats the tuned feedback controller on the outcome score", rl, "tuned-feedback",
+                         cells, inst, "outcome", ("retain_fid",))
+            if v:
+                out.append(v)
+    if len(dynamic) > 1:
+        k = len(dynamic)
+        best = max(dynamic, key=lambda e: paired(values(cells, inst, e, "outcome"),
+                                                 values(cells, inst, TUNED_CONSTANT, "outcome")).mean)
+        v = _verdict(f"a dynamic policy (best of {k}: {best}) beats the tuned constant (Bonferroni, p < 0.05/{k})",
+                     best, TUNED_CONSTANT, cells, inst, "outcome", ("retain_fid",), alpha=0.05 / k)
+        if v:
+            out.append(v)
+    return out
 
 
 def claims(cells: list[dict[str, Any]], instances: list[str]) -> list[dict[str, Any]]:
@@ -118,6 +157,7 @@ def claims(cells: list[dict[str, Any]], instances: list[str]) -> list[dict[str, 
                              ("retain_fid",))
                 if v:
                     out.append(v)
+        out += static_vs_dynamic(cells, inst)
     return out
 
 
