@@ -17,8 +17,12 @@ final model it records
   distance, paired feature distance, paired pixel MSE, mean softmax of the label.
 
 The pretrained VAE (and, for the record, the pretrained DDPM) are measured with the same plan.
+``--damage σ ...`` measures instead a damage ladder: θ_0 and the default constant's final model
+(first train instance, env seed 0) with noised weights (:func:`noised`), ``--seeds`` draws per σ.
 
     OMP_NUM_THREADS=1 python benchmarks/vae_outcome_validity.py --seeds 3 --json docs/vae/outcome-validity-v2.json
+    OMP_NUM_THREADS=1 python benchmarks/vae_outcome_validity.py --damage 0 0.02 0.05 0.1 0.2 0.3 0.5 1.0 --seeds 3 \
+        --json docs/vae/outcome-damage-v2.json
 """
 
 from __future__ import annotations
@@ -132,6 +136,40 @@ class Candidates:
                 "cand_soft_acc": float(p[torch.arange(len(y)), y].mean())}
 
 
+def noised(model: torch.nn.Module, sigma: float, seed: int) -> torch.nn.Module:
+    """A copy of ``model`` with every weight tensor ``w`` replaced by ``w + sigma * std(w) * N(0, 1)``."""
+    out = copy.deepcopy(model)
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in out.parameters():
+            if p.numel() > 1:
+                p.add_(sigma * p.std() * torch.randn(p.shape, generator=gen))
+    return out
+
+
+def damage_ladder(instance: str, plan: SuitePlan, sigmas: list[float], seeds: int) -> list[dict[str, Any]]:
+    """Outcome and suite retain measures of damaged models: θ_0 and the default constant's final model
+    (env seed 0) with noised weights (:func:`noised`), ``seeds`` noise draws per ``sigma``."""
+    env = gym.make("unlearn_gym:SISSUnlearnVAE-v0", instance=instance).unwrapped
+    theta0 = copy.deepcopy(env.model)
+    rollout(env, baselines("vae")["const scale +0.0"], seed=0)
+    bases = {"θ_0": theta0, "default constant, seed 0": copy.deepcopy(env.model)}
+    cand = Candidates(env.scorer, theta0)
+    rows = []
+    for base, m0 in bases.items():
+        for sigma in sigmas:
+            for k in range(seeds if sigma > 0 else 1):
+                m = noised(m0, sigma, 1000 + k) if sigma > 0 else m0
+                out = env.scorer.score(m)
+                row = {"instance": instance, "base": base, "sigma": sigma, "noise_seed": 1000 + k,
+                       **{f: out[f] for f in ("outcome", "forget", "retain_mean", "retain_worst", "one_rate",
+                                              "retain_drop", "version")},
+                       **{f: out[f] for f in out if f.startswith("quality")}, **cand.measure(m), **plan.measure(m)}
+                rows.append(row)
+                print(json.dumps(row), flush=True)
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--set", default="vae")
@@ -140,8 +178,24 @@ def main() -> None:
     ap.add_argument("--kid-subsets", type=int, default=20)
     ap.add_argument("--json", required=True)
     ap.add_argument("--limit", type=int, default=0, help="policies per instance (0: all; a smoke test)")
+    ap.add_argument("--damage", type=float, nargs="*", default=None,
+                    help="only the damage ladder: these weight-noise levels σ (0 = no noise) on the first instance")
     a = ap.parse_args()
     torch.set_num_threads(1)
+    if a.damage is not None:
+        inst = INSTANCE_SETS[a.set].split("train")[0].name
+        env = gym.make("unlearn_gym:SISSUnlearnVAE-v0", instance=inst).unwrapped
+        plan = SuitePlan(env.scorer.classifier, a.per_label, a.kid_subsets)
+        t0 = time.perf_counter()
+        ref = plan.measure(env.model)  # θ_0: the env has not stepped
+        rows = damage_ladder(inst, plan, a.damage, a.seeds)
+        out = {"command": f"benchmarks/vae_outcome_validity.py --damage {' '.join(map(str, a.damage))} --seeds"
+                          f" {a.seeds} --per-label {a.per_label} --kid-subsets {a.kid_subsets}",
+               "references": {"pretrained_cvae": ref}, "rows": rows, "seconds": round(time.perf_counter() - t0, 1)}
+        Path(a.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(a.json).write_text(json.dumps(out, indent=1))
+        print(f"wrote {a.json}: {len(rows)} models in {out['seconds']} s")
+        return
     t_all = time.perf_counter()
     rows: list[dict[str, Any]] = []
     refs: dict[str, Any] = {}
