@@ -221,3 +221,33 @@ def test_train_agent_on_the_batched_vec_env(tmp_path, algo):
     assert result["timesteps"] >= 256 and result["training_episodes"] >= 4 * (256 // 4 // 8) - 4
     cfg = (tmp_path / algo / "config.json").read_text()
     assert '"n_envs": 4' in cfg and '"vec_env": "batched"' in cfg
+
+
+def test_batched_instances_switching_bundles_match_single_envs():
+    # copies draw other instances at reset (a new optimizer each time) while being batched
+    seen = _compare(VAE, 4, 24, seed=2, batched=True, tol=BATCHED_TOL, instances="vae:train", outcome_config=SMALL)
+    assert len(seen["instances"]) == 2 and seen["truncated"].sum() >= 1
+
+
+def test_the_stack_is_the_master_copy_of_weights_and_moments():
+    from unlearn_gym.envs.batched import StackedRuns
+    from unlearn_gym.envs.vector import _loop_update
+
+    env = gym.make_vec(VAE, num_envs=3, batched=True, batch_size=8, horizon=50, outcome=False).unwrapped
+    env.reset(seed=0)
+    env.step(np.zeros((3, 1), np.float32))
+    stack = env._stack
+    assert isinstance(stack, StackedRuns)
+    n0 = stack.names[0]
+    p1 = dict(env.states[1].model.named_parameters())[n0]
+    assert p1.data_ptr() == stack.params[n0][1].data_ptr()  # a view of its slice
+    state = env.states[1].optimizer.state[p1]
+    assert state["exp_avg"].data_ptr() == stack.exp_avg[n0][1].data_ptr() and float(state["step"]) == 1.0
+    # the loop path (torch's AdamW) updates the bound moments and step in place
+    _loop_update(env.current[1], env.states[1], 0.5, env.settings(1).scale)
+    assert float(stack.step[1, 0]) == 2.0 and float(stack.step[0, 0]) == 1.0
+    # a restore clears the optimizer state: the next batched step starts that copy's AdamW afresh
+    env.states[2].restore(env.current[2].origin)
+    assert torch.equal(stack.params[n0][2], env.current[2].origin.theta[n0])
+    stack.sync([2])
+    assert float(stack.step[2, 0]) == 0.0 and not stack.exp_avg[n0][2].any()

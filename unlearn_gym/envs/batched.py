@@ -3,10 +3,11 @@
 :func:`batched_siss_update` does for K :class:`~unlearn_gym.envs.state.RunState` of one shared
 bundle what K calls of :func:`~unlearn_gym.objectives.update.siss_step` do: each run draws its batch
 and its noise from its own generator in the single env's order (so the random numbers are the same),
-then the parameters of the K models are stacked and one ``vmap`` over ``vjp`` gives every run's
-retain and forget gradients (one forward and two backward passes, batched), the update rule, the
-total-norm clip and AdamW (each run's own step count and moments) act on the stacked tensors, and
-the results are written back into each run's model and optimizer state. The arithmetic is the same
+then one ``vmap`` over ``vjp`` on the runs' stacked parameters gives every run's retain and forget
+gradients (one forward and two backward passes, batched), and the update rule, the total-norm clip
+and AdamW (each run's own step count and moments) act on the stacked tensors in place. The stack
+(:class:`StackedRuns`) is the master copy: each run's parameters and AdamW moments are views of
+its slice, so nothing is stacked or written back per run. The arithmetic is the same
 but ordered differently (batched kernels, norms summed over stacked tensors), so a run follows the
 single env's trajectory within float tolerance, not bit for bit (tests/test_vector.py).
 
@@ -65,29 +66,92 @@ def _draws(shared: Shared, st: RunState) -> tuple[SISSBatch, dict[str, torch.Ten
     return batch, {"t": t, "noise": noise, "u": rand((x.shape[0],), g, dev)}
 
 
-def batched_siss_update(shared: Shared, states: Sequence[RunState], lams: Sequence[float],
+class StackedRuns:
+    """The parameters and AdamW moments of N runs held as stacked ``(N, ...)`` tensors (the master copy).
+
+    Each run's model parameters are views of its slice, and so are the moments in its optimizer's
+    state once :meth:`sync` has bound them, so a batched update writes every run's new weights and
+    moments with one in-place operation per parameter, with no per-run stacking or writing back.
+    Whatever else touches a run keeps working: a restore to θ_0 copies into the views, torch's AdamW
+    (the loop path) updates the bound moments in place, and a run whose optimizer state was cleared
+    or made anew is re-bound (zeros, step 0) or copied in (a state torch made) at its next batched step.
+
+    :param states: the runs (all of one architecture); their parameters become views of the stack.
+    """
+
+    def __init__(self, states: Sequence[RunState]):
+        self.states = list(states)
+        base = self.states[0].model
+        self.names = [n for n, p in base.named_parameters() if p.requires_grad]
+        self._params = [dict(st.model.named_parameters()) for st in self.states]
+        with torch.no_grad():
+            self.params = {n: torch.stack([ps[n].detach() for ps in self._params]) for n in self.names}
+            self.exp_avg = {n: torch.zeros_like(t) for n, t in self.params.items()}
+            self.exp_avg_sq = {n: torch.zeros_like(t) for n, t in self.params.items()}
+        # one float32 step count per (run, parameter), each a 0-d view torch's AdamW can increment
+        self.step = torch.zeros(len(self.states), len(self.names))
+        for i, ps in enumerate(self._params):
+            for n in self.names:
+                ps[n].data = self.params[n][i]
+
+    def _bound(self, i: int) -> bool:
+        state = self.states[i].optimizer.state.get(self._params[i][self.names[0]])
+        return bool(state) and state["exp_avg"].data_ptr() == self.exp_avg[self.names[0]][i].data_ptr()
+
+    def sync(self, idx: Sequence[int]) -> None:
+        """Bind the optimizer states of runs ``idx`` to the stacked moments (see the class docstring).
+
+        :param idx: run indices.
+        """
+        for i in idx:
+            ps, opt = self._params[i], self.states[i].optimizer
+            if ps[self.names[0]].data_ptr() != self.params[self.names[0]][i].data_ptr():
+                raise RuntimeError("a run's parameters were replaced, not updated in place; rebuild the stack")
+            if self._bound(i):
+                continue
+            with torch.no_grad():
+                for j, n in enumerate(self.names):
+                    state = opt.state.get(ps[n])
+                    if state:  # made by torch's AdamW (the loop path): copy it in
+                        self.exp_avg[n][i].copy_(state["exp_avg"])
+                        self.exp_avg_sq[n][i].copy_(state["exp_avg_sq"])
+                        self.step[i, j] = float(state["step"])
+                    else:  # cleared (a restore) or a new optimizer: AdamW's fresh state
+                        self.exp_avg[n][i].zero_()
+                        self.exp_avg_sq[n][i].zero_()
+                        self.step[i, j] = 0.0
+                    opt.state[ps[n]] = {"step": self.step[i, j], "exp_avg": self.exp_avg[n][i],
+                                        "exp_avg_sq": self.exp_avg_sq[n][i]}
+
+
+def batched_siss_update(shared: Shared, stack: StackedRuns, idx: Sequence[int], lams: Sequence[float],
                         scales: Sequence[float]) -> list[UpdateResult]:
-    """One SISS update of every run in ``states`` (all of ``shared``'s settings), as one computation.
+    """One SISS update of the runs ``idx`` of ``stack`` (all of ``shared``'s settings), as one computation.
 
     :param shared: their shared bundle.
-    :param states: the runs (their models and AdamW states are updated in place).
-    :param lams: λ of each run.
-    :param scales: the rule's constant of each run.
+    :param stack: the stacked runs (their models and AdamW states are updated in place).
+    :param idx: the indices of the runs that step, in ``stack``.
+    :param lams: λ of each of them.
+    :param scales: the rule's constant of each.
     :returns: each run's :class:`UpdateResult`, as ``siss_step`` returns it.
     """
     c = shared.settings
     for sc in scales:
         check_rule(c.rule, sc)
     family = objectives_for(shared.schedule)
+    idx = list(idx)
+    states = [stack.states[i] for i in idx]
+    stack.sync(idx)
     base = states[0].model
-    names = [n for n, p in base.named_parameters() if p.requires_grad]
+    names = stack.names
+    whole = idx == list(range(len(stack.states)))
+    sel = None if whole else torch.tensor(idx)
     draws = [_draws(shared, st) for st in states]
     batch_keys = ("x", "y_x", "a", "y_a")
     stacked_batch = {key: torch.stack([getattr(b, key) for b, _ in draws]) for key in batch_keys}
     crn_keys = tuple(draws[0][1])
     stacked_crn = {key: torch.stack([d[key] for _, d in draws]) for key in crn_keys}
-    per_state = [dict(st.model.named_parameters()) for st in states]
-    params = {n: torch.stack([ps[n].detach() for ps in per_state]) for n in names}
+    params = stack.params if whole else {n: t.index_select(0, sel) for n, t in stack.params.items()}
     buffers = {n: b for n, b in base.named_buffers()}
     lam_t = torch.tensor(list(lams), dtype=torch.float64)
     sampler = shared.sampler
@@ -131,13 +195,16 @@ def batched_siss_update(shared: Shared, states: Sequence[RunState], lams: Sequen
     def per_run(v, like):
         return v.view(-1, *([1] * (like.dim() - 1)))
 
-    combined = {n: sx * g_x[n] + per_run(sign * coef * sa, g_a[n]) * g_a[n] for n in names}
+    fc = sign * coef * sa
+    combined = {n: torch.addcmul(g_x[n] * sx if sx != 1.0 else g_x[n], per_run(fc, g_a[n]), g_a[n]) for n in names}
     total = sq(combined).sqrt()
     clip = torch.ones_like(total)
     if c.max_grad_norm is not None:
         clip = torch.where(total > c.max_grad_norm, c.max_grad_norm / (total + 1e-6), clip)
-    grads = {n: combined[n] * per_run(clip, combined[n]) for n in names}
-    _adamw(states, per_state, names, params, grads)
+    grads = combined
+    if c.max_grad_norm is not None:
+        grads = {n: combined[n].mul_(per_run(clip, combined[n])) for n in names}
+    _adamw(stack, sel, states[0].optimizer, params, grads)
     # floats, once
     cols = [loss, retain, forget, nx, na, dot, coef, total, clip, *stats.values()]
     rows = torch.stack([v.double() for v in cols], 1).tolist()
@@ -155,37 +222,41 @@ def batched_siss_update(shared: Shared, states: Sequence[RunState], lams: Sequen
     return out
 
 
-def _adamw(states: Sequence[RunState], per_state: list[dict[str, torch.Tensor]], names: list[str],
+def _adamw(stack: StackedRuns, sel: torch.Tensor | None, opt: torch.optim.Optimizer,
            params: dict[str, torch.Tensor], grads: dict[str, torch.Tensor]) -> None:
-    """torch's AdamW step on stacked tensors (each run's own step count and moments), written back."""
-    opt0 = states[0].optimizer
-    group = opt0.param_groups[0]
+    """torch's AdamW step on the stacked tensors (each run's own step count and moments), in place.
+
+    :param stack: the stacked runs.
+    :param sel: the indices of the runs that step (``None``: all, in order).
+    :param opt: one of their optimizers (for lr, weight decay, betas, eps: one bundle's settings).
+    :param params: their stacked parameters (``stack.params`` itself when ``sel`` is ``None``).
+    :param grads: their gradients.
+    """
+    group = opt.param_groups[0]
     lr, wd, (b1, b2), eps = group["lr"], group["weight_decay"], group["betas"], group["eps"]
-    steps = []
-    for st, ps in zip(states, per_state):
-        s0 = st.optimizer.state.get(ps[names[0]], {})
-        steps.append(float(s0["step"]) if "step" in s0 else 0.0)
-    step = torch.tensor(steps, dtype=torch.float64) + 1.0
+    rows = stack.step if sel is None else stack.step.index_select(0, sel)
+    step = rows[:, 0].double() + 1.0  # every parameter of a run has taken the same number of steps
     bc1 = 1.0 - b1 ** step
     bc2_sqrt = (1.0 - b2 ** step).sqrt()
     step_size = (lr / bc1).float()
     bc2s = bc2_sqrt.float()
-    for n in names:
-        p, g = params[n], grads[n]
-        view = (-1, *([1] * (p.dim() - 1)))
-        m = torch.stack([st.optimizer.state[ps[n]]["exp_avg"] if ps[n] in st.optimizer.state
-                         else torch.zeros_like(ps[n]) for st, ps in zip(states, per_state)])
-        v = torch.stack([st.optimizer.state[ps[n]]["exp_avg_sq"] if ps[n] in st.optimizer.state
-                         else torch.zeros_like(ps[n]) for st, ps in zip(states, per_state)])
-        if wd:
-            p = p * (1 - lr * wd)
-        m.lerp_(g, 1 - b1)
-        v.mul_(b2).addcmul_(g, g, value=1 - b2)
-        denom = (v.sqrt() / bc2s.view(view)).add_(eps)
-        p = p - step_size.view(view) * (m / denom)
-        for i, (st, ps) in enumerate(zip(states, per_state)):
-            q = ps[n]
-            with torch.no_grad():
-                q.copy_(p[i])
-            st.optimizer.state[q] = {"step": torch.tensor(steps[i] + 1.0), "exp_avg": m[i].clone(),
-                                     "exp_avg_sq": v[i].clone()}
+    with torch.no_grad():
+        for n in stack.names:
+            p, g = params[n], grads[n]
+            m = stack.exp_avg[n] if sel is None else stack.exp_avg[n].index_select(0, sel)
+            v = stack.exp_avg_sq[n] if sel is None else stack.exp_avg_sq[n].index_select(0, sel)
+            view = (-1, *([1] * (p.dim() - 1)))
+            if wd:
+                p.mul_(1 - lr * wd)
+            m.lerp_(g, 1 - b1)
+            v.mul_(b2).addcmul_(g, g, value=1 - b2)
+            denom = (v.sqrt() / bc2s.view(view)).add_(eps)
+            p.sub_((m / denom).mul_(step_size.view(view)))  # torch: p.addcdiv_(m, denom, value=-step_size)
+            if sel is not None:  # write the stepped runs back into the stack
+                stack.params[n].index_copy_(0, sel, p)
+                stack.exp_avg[n].index_copy_(0, sel, m)
+                stack.exp_avg_sq[n].index_copy_(0, sel, v)
+        if sel is None:
+            stack.step.add_(1.0)
+        else:
+            stack.step.index_copy_(0, sel, rows + 1.0)

@@ -36,7 +36,7 @@ from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from unlearn_gym.envs.batched import batched_siss_update, supports
+from unlearn_gym.envs.batched import StackedRuns, batched_siss_update, supports
 from unlearn_gym.envs.dynamics import (
     Shared,
     build_shared,
@@ -128,6 +128,7 @@ class SISSUnlearnVectorEnv(VectorEnv):
             st.restore(first.origin)
             st.needs_restore = True
         self.current: list[Shared] = [first] * num_envs
+        self._stack: StackedRuns | None = None  # built at the first batched update
         self._rngs: list[np.random.Generator | None] = [None] * num_envs
         self._obs = np.zeros((num_envs, *self.single_observation_space.shape), dtype=np.float32)
         self._rewards = np.zeros(num_envs, dtype=np.float64)
@@ -256,7 +257,9 @@ class SISSUnlearnVectorEnv(VectorEnv):
         for group in groups.values():
             shared = self.current[group[0][0]]
             if self.use_batched(shared, len(group)):
-                upds = batched_siss_update(shared, [self.states[i] for i, _, _ in group],
+                if self._stack is None:  # the copies' weights and moments become views of one stack
+                    self._stack = StackedRuns(self.states)
+                upds = batched_siss_update(shared, self._stack, [i for i, _, _ in group],
                                            [lam for _, lam, _ in group], [sc for _, _, sc in group])
             else:
                 upds = [_loop_update(shared, self.states[i], lam, sc) for i, lam, sc in group]

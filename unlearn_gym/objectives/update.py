@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 
 import torch
 from torch import nn
@@ -149,8 +149,8 @@ class UpdateResult:
 
     def as_dict(self) -> dict[str, float]:
         """Flat dictionary (``stats`` merged in)."""
-        d = asdict(self)
-        d.update(d.pop("stats"))
+        d = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "stats"}  # floats: no deep copy
+        d.update(self.stats)
         return d
 
 
