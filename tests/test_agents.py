@@ -336,3 +336,31 @@ def test_instance_set_training_is_judged_per_instance(tmp_path_factory):
         assert (out / "final" / name / "model.pt").is_file()
         assert result["final"][name]["final"]["steps"] == steps
         assert replay(out, name)["lambdas"] == result["final"][name]["final"]["lambdas"]
+
+
+def test_a_vae_runs_evaluation_is_judged_against_the_pretrained_vae(tmp_path, monkeypatch):
+    """The final evaluation's reference is the run's own θ_0: the VAE for a VAE run (it was the DDPM)."""
+    import gymnasium as gym
+    import numpy as np
+
+    import unlearn_gym.pretrained as pretrained
+    from unlearn_gym.rl.evaluation import save_unlearned
+
+    calls = []
+    real = pretrained.load_pretrained
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(pretrained, "load_pretrained", spy)
+    env = gym.make("unlearn_gym:SISSUnlearnVAE-v0", instance="vae-micro-scale-b8-h30",
+                   outcome_config={"n_forget": 8, "n_per_retain": 2, "steps": 2})
+    env.reset(seed=0)
+    rows = []
+    for _ in range(2):
+        _, _, _, _, info = env.step(np.zeros(2, np.float32))
+        rows.append({k: v for k, v in info.items() if isinstance(v, (int, float))})
+    save_unlearned(env, rows, tmp_path / "final", name="test", seed=0, eval_samples=2, eval_forget_samples=4,
+                   eval_steps=2)
+    assert calls and calls[-1]["model"] == "cvae" and calls[-1]["ratio"] == 0.1

@@ -147,10 +147,11 @@ def evaluate_run(
     :returns: the :class:`~unlearn_gym.eval.report.EvalReport`.
     """
     from unlearn_gym.eval.evaluate import evaluate, write_evaluation
-    from unlearn_gym.pretrained import load_pretrained
+    from unlearn_gym.pretrained import DEFAULT_RATIO, load_pretrained
 
     family = result.params.get("model", "ddpm")
-    reference = load_pretrained(result.preset, result.params.get("checkpoint"), model=family)
+    reference = load_pretrained(result.preset, result.params.get("checkpoint"), model=family,
+                                ratio=result.params.get("data_ratio") or DEFAULT_RATIO)
     report = evaluate(result.model, reference, result.preset, samples_per_label=samples_per_label,
                       forget_samples=forget_samples, steps=steps, seed=seed,
                       model_name=f"{result.method} on {result.task} ({len(result.log)} steps)",

@@ -221,7 +221,9 @@ def save_unlearned(env: Any, rows: list[dict[str, float]], out_dir: str | os.Pat
         from unlearn_gym.eval.evaluate import evaluate, write_evaluation
         from unlearn_gym.pretrained import load_pretrained
 
-        reference = load_pretrained(cfg["preset"], cfg.get("checkpoint"), ratio=cfg["data_ratio"])
+        # the run's own starting model: its family and contamination ratio (a VAE run against the VAE)
+        reference = load_pretrained(cfg["preset"], cfg.get("checkpoint"), ratio=cfg["data_ratio"],
+                                    model=cfg.get("model", "ddpm"))
         report = evaluate(model, reference, cfg["preset"], samples_per_label=eval_samples,
                           forget_samples=eval_forget_samples, steps=eval_steps, seed=eval_seed,
                           model_name=f"{name} on {cfg['task']} ({len(rows)} steps)",
