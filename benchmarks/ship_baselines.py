@@ -4,8 +4,10 @@
    selection seeds), after replaying one row per instance to check that they still pair with
    ``gym.make(id, instance=NAME)`` + ``reset(seed=s)``;
 2. chooses each instance's best constant and best schedule on them (``unlearn_gym.baseline_rows.select``);
-3. plays the default constant, the best constant and the best schedule of the split's instances on the
-   evaluation seeds (100, 101, ...), what ``unlearn_gym.evaluate_policy`` pairs a policy with by default;
+3. plays the default constant, the best constant, the best schedule and (for a set with committed
+   tuned parameters) the tuned baselines of the split's instances on the evaluation seeds (100, 101,
+   ...), what ``unlearn_gym.evaluate_policy`` pairs a policy with by default; rows the shipped file
+   already holds are kept, not played again (``--fresh`` plays everything);
 4. writes the file atomically.
 
     OMP_NUM_THREADS=1 python benchmarks/ship_baselines.py --set default --split test --seeds 10
@@ -56,6 +58,7 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=10, help="evaluation seeds 100 .. 100 + N - 1")
     ap.add_argument("--no-check", action="store_true", help="skip the pairing check")
     ap.add_argument("--out", help="destination (default: the package's asset folder)")
+    ap.add_argument("--fresh", action="store_true", help="play every evaluation row, ignoring the shipped file")
     a = ap.parse_args()
     torch.set_num_threads(1)
     (rows,) = [r for r in rows_from_headroom(json.loads((DOCS / f"{a.set}.json").read_text()),
@@ -63,6 +66,9 @@ def main() -> None:
                if r.set_name == a.set]
     if not a.no_check:
         check_pairing(rows)
+    shipped = shipped_dir() / rows.file_name
+    if shipped.is_file() and not a.fresh:
+        rows.merge(BaselineRows.from_dict(json.loads(shipped.read_text())))
     seeds = eval_seeds(a.seeds)
     jobs = []
     for inst in INSTANCE_SETS[a.set].split(a.split):

@@ -253,3 +253,23 @@ def test_a_shipped_row_replays():
     env = make_instance_env(inst)
     got = run_episode(env, as_actor(baselines(inst)["const scale +0.0"], 2), EVAL_SEED0)["outcome"]
     assert got == load_rows("default", directory="/nonexistent").get(inst, "const scale +0.0", EVAL_SEED0)["outcome"]
+
+
+def test_the_tuned_baselines_are_roles_where_a_set_has_them(tmp_path):
+    from unlearn_gym.baseline_rows import TUNED_ROLES, baseline_policy, tuned_roles
+    from unlearn_gym.episodes import make_instance_env, run_episode
+    from unlearn_gym.policy_eval import evaluate_policy
+
+    inst = "micro-heavy-scale-b16-h30"
+    assert tuned_roles(inst) == TUNED_ROLES and tuned_roles(INSTANCE) == {}  # the vae set has none
+    # a shipped tuned row replays
+    env = make_instance_env(inst)
+    pol = baseline_policy(inst, "tuned-constant")
+    got = run_episode(env, as_actor(pol, 2, "tuned-constant"), EVAL_SEED0)["outcome"]
+    assert got == load_rows("default", directory="/nonexistent").get(inst, "tuned-constant", EVAL_SEED0)["outcome"]
+    res = evaluate_policy(lambda obs: [0.0, 0.0], instances=[inst], seeds=[EVAL_SEED0], progress=False,
+                          cache_dir=tmp_path)
+    assert res.roles == [*ROLES, *TUNED_ROLES]
+    text = res.to_markdown()
+    assert "Δ vs tuned constant" in text and "tuned-feedback" in text
+    assert not list(tmp_path.iterdir())  # every baseline row was shipped: nothing computed

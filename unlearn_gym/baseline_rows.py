@@ -18,7 +18,9 @@ of different versions never mix.
 outcome among the constants) and the *best schedule* (highest mean among the schedules). "Best"
 is chosen on :data:`SELECTION_SEEDS` (0-4: the seeds of the committed rows in
 ``docs/headroom/*.json``, shipped here for the ``default``, ``lambda`` and ``vae`` sets), never
-on the evaluation seeds, which start at :data:`EVAL_SEED0` (100) by default.
+on the evaluation seeds, which start at :data:`EVAL_SEED0` (100) by default. For a set with committed
+tuned parameters (``default``) also the *tuned constant*, *tuned schedule* and *tuned feedback*
+(:data:`TUNED_ROLES`), found by search on the train split with search seeds 1000+.
 
 Regenerate the shipped file (``benchmarks/ship_baselines.py``)::
 
@@ -47,6 +49,10 @@ EVAL_SEED0 = 100
 ROW_FIELDS = ("outcome", "forget", "retain_mean", "steps")
 #: the three comparisons of a policy evaluation, in table order
 ROLES = ("default constant", "best constant", "best schedule")
+#: the tuned baselines (``docs/headroom.md`` v3), for the sets that have committed tuned parameters
+#: (:func:`unlearn_gym.tuned.load_tuned`), role -> policy name
+TUNED_ROLES = {"tuned constant": "tuned-constant", "tuned schedule": "tuned-schedule",
+               "tuned feedback": "tuned-feedback"}
 FORMAT = 1
 
 
@@ -244,7 +250,7 @@ def compute_rows(rows: BaselineRows, jobs: Sequence[tuple[str, str, int]], *, pr
         if inst not in envs:
             envs[inst] = make_instance_env(inst, rows.env_kwargs)
         env = envs[inst]
-        policy = baselines(inst)[name]
+        policy = baseline_policy(inst, name)
         row = run_episode(env, as_actor(policy, int(env.action_space.shape[0]), name), seed)
         if row["outcome_version"] != rows.outcome_version:
             raise RuntimeError(f"the env scored outcome version {row['outcome_version']}, the rows are keyed by"
@@ -262,13 +268,42 @@ def compute_rows(rows: BaselineRows, jobs: Sequence[tuple[str, str, int]], *, pr
     return len(jobs)
 
 
+def tuned_roles(instance: str) -> dict[str, str]:
+    """Role -> tuned policy name for an instance whose set has committed tuned parameters, else ``{}``.
+
+    :param instance: instance name.
+    """
+    from unlearn_gym.envs.instances import instance_info
+    from unlearn_gym.tuned import tuned_path
+
+    return dict(TUNED_ROLES) if tuned_path(instance_info(instance)["set"]).is_file() else {}
+
+
+def baseline_policy(instance: str, name: str) -> Any:
+    """A baseline policy by name: one of :func:`~unlearn_gym.policies.baselines` or a tuned one.
+
+    :param instance: instance name.
+    :param name: policy name.
+    """
+    pols = baselines(instance)
+    if name in pols:
+        return pols[name]
+    if name in TUNED_ROLES.values():
+        from unlearn_gym.envs.instances import instance_info
+        from unlearn_gym.tuned import load_tuned
+
+        return load_tuned(instance_info(instance)["set"])[name]
+    raise KeyError(f"no baseline {name!r} for {instance}")
+
+
 def is_constant(name: str, instance: str) -> bool:
     """Whether baseline ``name`` (of the instance's action space) is a constant."""
     return isinstance(baselines(instance)[name], ConstantPolicy)
 
 
 def select(rows: BaselineRows, instance: str, seeds: Sequence[int] = SELECTION_SEEDS) -> dict[str, str]:
-    """The default constant, the best constant and the best schedule of an instance (by name).
+    """The default constant, the best constant and the best schedule of an instance (by name), and the
+    tuned baselines where its set has them (:func:`tuned_roles`).
 
     Best = the highest mean outcome over ``seeds`` (ties: the first in :func:`baselines` order, as
     ``benchmarks/headroom.py`` picks). Every baseline needs a row on every seed: complete ``rows``
@@ -291,7 +326,7 @@ def select(rows: BaselineRows, instance: str, seeds: Sequence[int] = SELECTION_S
 
     return {"default constant": DEFAULT_CONSTANT[get_instance(instance).action],
             "best constant": max(consts, key=means.__getitem__),
-            "best schedule": max(scheds, key=means.__getitem__)}
+            "best schedule": max(scheds, key=means.__getitem__), **tuned_roles(instance)}
 
 
 def rows_from_headroom(report: dict[str, Any], source: str) -> list[BaselineRows]:

@@ -26,7 +26,15 @@ from typing import Any
 
 import numpy as np
 
-from unlearn_gym.baseline_rows import ROLES, SELECTION_SEEDS, compute_rows, eval_seeds, load_rows, select
+from unlearn_gym.baseline_rows import (
+    ROLES,
+    SELECTION_SEEDS,
+    TUNED_ROLES,
+    compute_rows,
+    eval_seeds,
+    load_rows,
+    select,
+)
 from unlearn_gym.stats import Paired, better, ci95, paired, worse
 from unlearn_gym.user_objects import load_object  # noqa: F401  (re-exported: the CLI and users import it here)
 
@@ -63,6 +71,11 @@ class PolicyEvaluation:
     notes: list[str] = field(default_factory=list)
 
     # ---- numbers -----------------------------------------------------------------------------
+    @property
+    def roles(self) -> list[str]:
+        """The baselines every instance has, in table order (:data:`ROLES`, then the tuned ones)."""
+        return [r for r in (*ROLES, *TUNED_ROLES) if all(r in self.baselines[i] for i in self.instances)]
+
     def outcomes(self, instance: str = ALL) -> dict[Any, float]:
         """The policy's outcome per seed of one instance, or per ``(instance, seed)`` for ``"all"``."""
         if instance != ALL:
@@ -95,7 +108,7 @@ class PolicyEvaluation:
             m, h = self.mean(inst)
             row: dict[str, Any] = {"instance": inst, "n": len(self.outcomes(inst)), "outcome": m, "outcome_ci": h,
                                    "return": self.mean_return(inst)}
-            for role in ROLES:
+            for role in self.roles:
                 bm, bh = ci95(list(self.baseline(role, inst).values()))
                 row[role] = {"name": self.baselines[inst][role] if inst != ALL else None, "outcome": bm,
                              "outcome_ci": bh, "diff": self.diff(role, inst).to_dict(),
@@ -121,18 +134,19 @@ class PolicyEvaluation:
                 f" (paired t, p < 0.05 for better/worse); best constant and best schedule chosen per instance on"
                 f" seeds {_seed_text(self.selection_seeds)}.")
         summ = self.summary()
+        roles = self.roles
         lines = [head, "", "| instance | episodes | policy outcome | mean return | "
-                 + " | ".join(f"Δ vs {r}" for r in ROLES) + " |", "|---|---|---|---|---|---|---|"]
+                 + " | ".join(f"Δ vs {r}" for r in roles) + " |", "|---" * (4 + len(roles)) + "|"]
         for row in summ:
             label = f"`{row['instance']}` ({self.info[row['instance']]['split']})" if row["instance"] != ALL else "all"
             cells = [_pm(row["outcome"], row["outcome_ci"]), f"{row['return']:+.3f}"]
-            for role in ROLES:
+            for role in roles:
                 d, v = row[role]["diff"], row[role]["verdict"]
                 cells.append(f"{_pm(d['mean'], d['ci'])} {f'**{v}**' if v in ('better', 'worse') else v}")
             lines.append(f"| {label} | {row['n']} | " + " | ".join(cells) + " |")
-        lines += ["", "| instance | " + " | ".join(ROLES) + " |", "|---|---|---|---|"]
+        lines += ["", "| instance | " + " | ".join(roles) + " |", "|---" * (1 + len(roles)) + "|"]
         for row in summ[:-1]:
-            cells = [f"{row[r]['name']}: {_pm(row[r]['outcome'], row[r]['outcome_ci'])}" for r in ROLES]
+            cells = [f"{row[r]['name']}: {_pm(row[r]['outcome'], row[r]['outcome_ci'])}" for r in roles]
             lines.append(f"| `{row['instance']}` | " + " | ".join(cells) + " |")
         lines += [f"\n{n}" for n in self.notes]
         return "\n".join(lines) + "\n"
@@ -151,7 +165,7 @@ class PolicyEvaluation:
                               " (or pip install 'unlearn-gym[eval]')") from e
         groups = [*self.instances, ALL] if len(self.instances) > 1 else list(self.instances)
         series = [(self.name, [self.mean(g) for g in groups])]
-        series += [(role, [ci95(list(self.baseline(role, g).values())) for g in groups]) for role in ROLES]
+        series += [(role, [ci95(list(self.baseline(role, g).values())) for g in groups]) for role in self.roles]
         fig = Figure(figsize=(3.0 + 1.9 * len(groups), 3.6), dpi=100, layout="constrained")
         ax = fig.subplots()
         width = 0.8 / len(series)
@@ -228,7 +242,9 @@ def evaluate_policy(policy: Any, instances: str | list[str] = "default:test", se
     seeds of the shipped baseline rows of ``default:test`` (so nothing but your policy is played).
 
     **The baselines** (per instance, as ``docs/headroom.md`` chooses them): the default constant
-    (action 0), the best constant and the best schedule of :func:`unlearn_gym.policies.baselines`.
+    (action 0), the best constant and the best schedule of :func:`unlearn_gym.policies.baselines`,
+    and for a set with committed tuned parameters (``default``) the tuned constant, tuned schedule
+    and tuned feedback controller (:data:`~unlearn_gym.baseline_rows.TUNED_ROLES`).
     "Best" is the highest mean outcome on ``selection_seeds`` (default 0-4, the seeds of the committed
     rows in ``docs/headroom/*.json``, shipped for the ``default``, ``lambda`` and ``vae`` sets), so it
     is not chosen on the default evaluation seeds. Evaluating on a selection seed adds a note: there
@@ -282,7 +298,7 @@ def evaluate_policy(policy: Any, instances: str | list[str] = "default:test", se
         compute_rows(table, [(i, p, s) for i in insts for p in dict.fromkeys(chosen[i].values()) for s in seed_list],
                      progress=progress, directory=cache_dir)
         for i in insts:
-            outcomes[i] = {role: table.outcomes(i, chosen[i][role], seed_list) for role in ROLES}
+            outcomes[i] = {role: table.outcomes(i, name, seed_list) for role, name in chosen[i].items()}
     notes = []
     overlap = sorted(set(seed_list) & set(sel))
     if overlap:
