@@ -251,3 +251,26 @@ def test_the_stack_is_the_master_copy_of_weights_and_moments():
     assert torch.equal(stack.params[n0][2], env.current[2].origin.theta[n0])
     stack.sync([2])
     assert float(stack.step[2, 0]) == 0.0 and not stack.exp_avg[n0][2].any()
+
+
+def test_copies_ending_together_are_scored_as_one_computation():
+    """batched_scores=True (what "auto" does off the CPU) gives the per-copy scores: one sample may flip
+    at the confidence threshold under the batched kernels, so outcomes agree within one sample."""
+    kw = dict(num_envs=3, batched=True, batch_size=8, horizon=3, outcome_config=SMALL, action="lambda+scale")
+    one = gym.make_vec(MICRO, batched_scores=False, **kw)
+    many = gym.make_vec(MICRO, batched_scores=True, **kw)
+    calls = []
+    scorer = many.unwrapped.current[0].scorer
+    real = scorer.score_many
+    scorer.score_many = lambda models: calls.append(len(models)) or real(models)
+    one.reset(seed=5)
+    many.reset(seed=5)
+    rng = np.random.default_rng(1)
+    for _ in range(3):
+        a = rng.uniform(-1, 1, (3, 2)).astype(np.float32)
+        *_, ia = one.step(a)
+        *_, ib = many.step(a)
+    assert calls == [3]  # the three copies ended on the same step
+    assert ia["_outcome"].all() and ib["_outcome"].all()
+    np.testing.assert_allclose(ib["outcome"]["outcome"], ia["outcome"]["outcome"], atol=2 / SMALL["n_forget"] + 1e-9)
+    assert gym.make_vec(MICRO, num_envs=1, outcome=False).unwrapped.batched_scores == "auto"

@@ -75,6 +75,52 @@ def sample(
     return torch.cat(out)
 
 
+@torch.no_grad()
+def ddim_sample_many(models: list[nn.Module], schedule: NoiseSchedule, labels: torch.Tensor, noise: torch.Tensor,
+                     *, steps: int = 50) -> torch.Tensor:
+    """DDIM (η = 0) images of several models of one architecture from the same noise, as one computation.
+
+    The models' parameters are stacked and every denoising step calls them through one
+    ``torch.func.vmap`` of :func:`torch.func.functional_call`, so K models cost one batched forward
+    pass per step instead of K. The arithmetic is :func:`sample`'s with ``eta=0``, reordered by the
+    batched kernels: images agree with K separate calls within float tolerance.
+
+    :param models: the ε-prediction networks (same architecture and buffers' shapes).
+    :param schedule: their noise schedule.
+    :param labels: int64 class labels, one per image.
+    :param noise: initial noise ``(N, C, H, W)``, the same for every model (common random numbers).
+    :param steps: denoising steps.
+    :returns: float32 CPU images ``(K, N, C, H, W)`` in [-1, 1].
+    """
+    from torch.func import functional_call, stack_module_state, vmap
+
+    base = models[0]
+    was = [m.training for m in models]
+    for m in models:
+        m.eval()
+    params, buffers = stack_module_state(models)
+    dev = model_device(base)
+    ts = _timesteps(schedule, steps)
+    ab = schedule.alpha_bar
+    y = labels.to(dev)
+    x = noise.to(dev).unsqueeze(0).expand(len(models), *noise.shape).clone()
+
+    def eps_of(p, b, xk, tt):
+        return functional_call(base, {**p, **b}, (xk, tt, y))
+
+    for i, t in enumerate(ts):
+        a_t = ab[t]
+        a_prev = ab[ts[i + 1]] if i + 1 < len(ts) else torch.tensor(1.0)
+        tt = torch.full((len(y),), t, dtype=torch.long, device=dev)
+        eps = vmap(eps_of, in_dims=(0, 0, 0, None))(params, buffers, x, tt)
+        x0 = ((x - (1 - a_t).sqrt() * eps) / a_t.sqrt()).clamp(-1, 1)
+        eps = (x - a_t.sqrt() * x0) / (1 - a_t).sqrt()
+        x = a_prev.sqrt() * x0 + (1 - a_prev).clamp_min(0).sqrt() * eps
+    for m, w in zip(models, was, strict=True):
+        m.train(w)
+    return x.clamp(-1, 1).cpu()
+
+
 def ddim_sample(model: nn.Module, schedule: NoiseSchedule, labels: torch.Tensor, **kw) -> torch.Tensor:
     """DDIM (η = 0) sampling; see :func:`sample`."""
     return sample(model, schedule, labels, eta=0.0, **kw)

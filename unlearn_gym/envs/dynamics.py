@@ -151,6 +151,21 @@ def score_state(shared: Shared, st: RunState) -> dict[str, Any]:
     return out
 
 
+def score_states(shared: Shared, states: list[RunState]) -> list[dict[str, Any]]:
+    """:func:`score_state` of several runs of one bundle at once (:meth:`OutcomeScorer.score_many`).
+
+    :param shared: their shared bundle.
+    :param states: the runs.
+    """
+    if shared.scorer is None:
+        raise RuntimeError("this env was made with outcome=False")
+    outs = shared.scorer.score_many([st.model for st in states])
+    if shared.settings.instance is not None:
+        for out in outs:
+            out["instance"] = instance_info(shared.settings.instance)
+    return outs
+
+
 def step_state(shared: Shared, st: RunState, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
     """One SISS update of a run with the λ (and forget scale) the action selects.
 
@@ -183,8 +198,30 @@ def decide(shared: Shared, st: RunState, action: Any) -> tuple[float, float]:
     return lam, (c.scale if step_scale is None else step_scale)
 
 
-def finish_step(shared: Shared, st: RunState, upd: UpdateResult, lam: float,
-                scale: float) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+def episode_end(shared: Shared, st: RunState, upd: UpdateResult, loss: float | None = None,
+                quantities: dict[str, float] | None = None) -> tuple[bool, bool]:
+    """``(diverged, truncated)``: whether the update ``upd`` ends the run's episode (before
+    :func:`finish_step` records it): a non-finite value or a retain-loss EMA above
+    ``divergence_factor`` × θ_0's; else the horizon reached.
+
+    :param shared: the run's shared bundle.
+    :param st: its state before the update is recorded.
+    :param upd: the update just made.
+    :param loss: the reward's loss (default: the update's; ``reward="probe"``: the probe's).
+    :param quantities: the new state quantities (default: those of ``upd``, ``state="estimated"``).
+    """
+    c = shared.settings
+    if quantities is None:
+        quantities = update_state(upd.L_r, upd.L_f, upd.grad_norm_r, upd.grad_norm_f, upd.grad_cosine)
+    loss = upd.loss if loss is None else loss
+    watched = (upd.loss, upd.L_r, upd.L_f, upd.total_grad_norm, loss, *quantities.values())
+    ema = 0.9 * st.retain_ema + 0.1 * upd.L_r
+    diverged = not all(math.isfinite(v) for v in watched) or ema > c.divergence_factor * shared.origin.retain_loss
+    return diverged, st.t + 1 >= c.horizon and not diverged
+
+
+def finish_step(shared: Shared, st: RunState, upd: UpdateResult, lam: float, scale: float,
+                score: dict[str, Any] | None = None) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
     """Everything a step does after its update: state, divergence check, reward, outcome, counters.
 
     :param shared: the run's shared bundle.
@@ -192,33 +229,32 @@ def finish_step(shared: Shared, st: RunState, upd: UpdateResult, lam: float,
     :param upd: the update just made.
     :param lam: its λ.
     :param scale: its forget scale.
+    :param score: the outcome score of the run's model when the episode ends, if already computed
+        (the vector env scores the copies that end together at once); ``None``: computed here.
     """
     c = shared.settings
-    st.t += 1
-    st.global_step += 1
     info: dict[str, Any] = {"lambda": lam, "scale": scale, **upd.as_dict()}
     loss = upd.loss
     if c.reward == "probe":
         loss = shared.probe.loss(st.model, lam, c.s)
         info["probe_loss"] = loss
     if c.state == "exact":
-        st.quantities = exact_state(st.model, shared.schedule, shared.sampler, st.generator)
-        info["exact_state"] = dict(st.quantities)
+        quantities = exact_state(st.model, shared.schedule, shared.sampler, st.generator)
+        info["exact_state"] = dict(quantities)
     else:
-        st.quantities = update_state(upd.L_r, upd.L_f, upd.grad_norm_r, upd.grad_norm_f, upd.grad_cosine)
-    watched = (upd.loss, upd.L_r, upd.L_f, upd.total_grad_norm, loss, *st.quantities.values())
+        quantities = update_state(upd.L_r, upd.L_f, upd.grad_norm_r, upd.grad_norm_f, upd.grad_cosine)
+    diverged, truncated = episode_end(shared, st, upd, loss, quantities)
+    st.quantities = quantities
+    st.t += 1
+    st.global_step += 1
     st.retain_ema = 0.9 * st.retain_ema + 0.1 * upd.L_r
-    diverged = not all(math.isfinite(v) for v in watched) or (
-        st.retain_ema > c.divergence_factor * shared.origin.retain_loss
-    )
-    truncated = st.t >= c.horizon and not diverged
     smooth = -c.beta * (lam - st.lam_prev) ** 2
     paper_beta = PAPER_BETA if c.reward == "outcome" else c.beta  # the paper's reward, whatever this one is
     paper_reward = clipped_loss_term(upd.loss, c.reward_clip) - paper_beta * (lam - st.lam_prev) ** 2
     loss_term = clipped_loss_term(loss, c.reward_clip)
     outcome_term = shaping_term = 0.0
     if (diverged or truncated) and shared.scorer is not None:
-        info["outcome"] = score_state(shared, st)
+        info["outcome"] = score if score is not None else score_state(shared, st)
     if c.reward == "outcome":
         loss_term = 0.0
         if diverged or truncated:

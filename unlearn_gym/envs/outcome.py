@@ -45,7 +45,8 @@ from torch import nn
 from unlearn_gym.cache import cached, tensor_digest
 from unlearn_gym.classifier import Classifier
 from unlearn_gym.data import CONTAMINATED_LABEL, NUM_LABELS
-from unlearn_gym.diffusion.one_step import sample_images
+from unlearn_gym.diffusion.one_step import is_one_step, sample_images
+from unlearn_gym.diffusion.samplers import ddim_sample_many
 from unlearn_gym.diffusion.schedule import NoiseSchedule
 from unlearn_gym.eval.rates import label_rates
 
@@ -131,10 +132,29 @@ class OutcomeScorer:
         """Raw measures of ``model``: forget score, one rate, mean and worst retain (confident)
         accuracy, and that of every retain label (``per_label``, keyed by the label as a string;
         plain argmax accuracy in ``per_label_argmax``)."""
-        c = self.config
-        images = sample_images(model, self.schedule, self.labels, self.noise, steps=c.steps)
+        images = sample_images(model, self.schedule, self.labels, self.noise, steps=self.config.steps)
+        return self._measures(images)
+
+    def measure_many(self, models: list[nn.Module]) -> list[dict[str, float]]:
+        """:meth:`measure` of several models of one architecture at once: the DDPMs' DDIM chains as
+        one batched computation (:func:`~unlearn_gym.diffusion.samplers.ddim_sample_many`), the
+        classifier over all their images in one pass. Equal to :meth:`measure` up to the float
+        reordering of batched kernels (a sample whose confidence sits at the threshold may flip).
+
+        :param models: the models (DDPMs, or models with ``generate``: those are sampled one by one).
+        """
+        if len(models) == 1 or any(is_one_step(m) for m in models):
+            return [self.measure(m) for m in models]
+        images = ddim_sample_many(models, self.schedule, self.labels, self.noise, steps=self.config.steps)
+        k, n = images.shape[:2]
         with torch.no_grad():
-            rates = label_rates(self.classifier, images, self.labels, threshold=c.threshold)
+            probs = self.classifier.predict_proba(images.reshape(k * n, *images.shape[2:])).reshape(k, n, -1)
+        return [self._measures(images[i], probs[i]) for i in range(k)]
+
+    def _measures(self, images: torch.Tensor, probs: torch.Tensor | None = None) -> dict[str, Any]:
+        c = self.config
+        with torch.no_grad():
+            rates = label_rates(self.classifier, images, self.labels, threshold=c.threshold, probs=probs)
         f = rates[self.forget_label]
         if self.task == "trousers":
             forget, one = f.confident_trouser, f.confident_label
@@ -149,8 +169,17 @@ class OutcomeScorer:
 
     def score(self, model: nn.Module) -> dict[str, Any]:
         """The outcome of ``model``: raw measures, the combined scalar and standard errors."""
+        return self._score(self.measure(model))
+
+    def score_many(self, models: list[nn.Module]) -> list[dict[str, Any]]:
+        """:meth:`score` of several models at once (:meth:`measure_many`).
+
+        :param models: the models.
+        """
+        return [self._score(m) for m in self.measure_many(models)]
+
+    def _score(self, m: dict[str, Any]) -> dict[str, Any]:
         c, ref = self.config, self.reference
-        m = self.measure(model)
         f0 = ref["forget"]
         removed = (f0 - m["forget"]) / f0 if f0 > 0 else 0.0
         drop = ref["retain_mean"] - m["retain_mean"]

@@ -39,6 +39,7 @@ def label_rates(
     labels: torch.Tensor,
     threshold: float = 0.9,
     junk_threshold: float = 0.5,
+    probs: torch.Tensor | None = None,
 ) -> dict[int, LabelRates]:
     """Per-label rates of generated (or real) images.
 
@@ -47,8 +48,10 @@ def label_rates(
     :param labels: the label each image was drawn for (0..9).
     :param threshold: softmax above which a prediction counts as confident.
     :param junk_threshold: max softmax below which a sample counts as junk.
+    :param probs: the classifier's softmax of ``images`` when already computed (e.g. in a larger batch).
     """
-    probs = classifier.predict_proba(images)
+    if probs is None:
+        probs = classifier.predict_proba(images)
     conf, pred = probs.max(1)
     out = {}
     for lab in labels.unique().tolist():
