@@ -8,7 +8,10 @@ is built and tested on CPUs. It runs, in order, each part timed and recorded eve
    the largest difference of the observations of one seeded episode on both devices;
 3. pretraining steps/s of the ``mnist28`` DDPM on the GPU, and the projected time of its preset
    schedule (what shipping an ``mnist28`` model costs);
-4. a one-seed, two-method ``unlearn-gym benchmark --device cuda`` on ``tiny``.
+4. a one-seed, two-method ``unlearn-gym benchmark --device cuda`` on ``tiny``;
+5. the native vector env on the GPU (``benchmarks/vector_speed.py --device cuda``: batched and loop
+   against ``SyncVectorEnv``, micro batch 8 and the VAE, N = 16 and 64) and the outcome score of 16
+   copies as one computation against one by one (``OutcomeScorer.score_many``; on the CPU it loses).
 
     python benchmarks/device_check.py --out "$OUT/device_check.json"
 """
@@ -97,6 +100,42 @@ def benchmark_quick(out_dir: Path) -> dict[str, Any]:
     return res
 
 
+def vector_speed() -> dict[str, Any]:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from vector_speed import main as vs_main
+
+    rows = []
+    for model, batch in (("micro DDPM", 8), ("VAE", 16)):
+        rows += vs_main(["--models", model, "--batch", str(batch), "--n", "16", "64", "--async-max", "0",
+                         "--device", "cuda"])["rows"]
+    return {"rows": rows}
+
+
+def batched_scores(copies: int = 16) -> dict[str, Any]:
+    import copy
+
+    from unlearn_gym.envs.outcome import OutcomeScorer
+    from unlearn_gym.pretrained import load_classifier, load_pretrained
+
+    ref = load_pretrained("micro", device="cuda").eval()
+    scorer = OutcomeScorer(ref, load_classifier("micro"), "trousers")
+    models = [copy.deepcopy(ref) for _ in range(copies)]
+    out = {}
+    for _ in range(2):  # the first round warms up the kernels
+        torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        loop = [scorer.score(m)["outcome"] for m in models]
+        torch.cuda.synchronize()
+        t1 = time.perf_counter()
+        many = [r["outcome"] for r in scorer.score_many(models)]
+        torch.cuda.synchronize()
+        t2 = time.perf_counter()
+        out = {"copies": copies, "loop_s": round(t1 - t0, 3), "batched_s": round(t2 - t1, 3),
+               "speedup": round((t1 - t0) / (t2 - t1), 2), "max_outcome_difference": max(abs(a - b) for a, b in
+                                                                                        zip(loop, many))}
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default="device_check.json")
@@ -127,6 +166,8 @@ def main() -> None:
     part("env_speed", lambda: env_speed(a.env_steps))
     part("pretrain_mnist28", lambda: pretrain_speed(a.pretrain_steps))
     part("benchmark_quick", lambda: benchmark_quick(out_path.parent / "bench-cuda"))
+    part("vector_speed", vector_speed)
+    part("batched_scores", batched_scores)
 
 
 if __name__ == "__main__":

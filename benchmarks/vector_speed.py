@@ -27,7 +27,8 @@ import torch
 
 import unlearn_gym  # noqa: F401  (registers the ids)
 
-MODELS = {"micro DDPM": "unlearn_gym:SISSUnlearnMicro-v0", "VAE": "unlearn_gym:SISSUnlearnVAE-v0"}
+MODELS = {"micro DDPM": "unlearn_gym:SISSUnlearnMicro-v0", "VAE": "unlearn_gym:SISSUnlearnVAE-v0",
+          "tiny DDPM": "unlearn_gym:SISSUnlearn-v0"}
 STEADY = {"horizon": 10**6, "outcome": False, "divergence_factor": 1e12}
 
 
@@ -74,11 +75,14 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--async-max", type=int, default=4, help="time AsyncVectorEnv for N up to this (0: never)")
     p.add_argument("--json", default=None, help="write the results here")
+    p.add_argument("--device", default="cpu", help="where every copy's model runs (cpu, cuda)")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     rows = []
     for name in args.models:
         env_id, kw = MODELS[name], {**STEADY, "batch_size": args.batch}
+        if args.device != "cpu":
+            kw["device"] = args.device
         for n in args.n:
             modes = ["loop", "batched", "sync"] + (["async"] if n <= args.async_max else [])
             envs, build = {}, {}
@@ -101,7 +105,7 @@ def main(argv: list[str] | None = None) -> dict:
                   f" ({sps['batched'] / sps['sync']:.2f}x sync, {sps['batched'] / sps['loop']:.2f}x loop),"
                   f" sync {sps['sync']:7.1f} {asy}; build loop {build['loop']:.1f} s, sync {build['sync']:.1f} s;"
                   f" one copy {row['copy_bytes']['total'] / 2**20:.2f} MiB", flush=True)
-    out = {"rows": rows, "torch_threads": 1, "steps": args.steps, "rounds": args.rounds}
+    out = {"rows": rows, "torch_threads": 1, "steps": args.steps, "rounds": args.rounds, "device": args.device}
     if args.json:
         with open(args.json, "w") as f:
             json.dump(out, f, indent=1)
