@@ -40,9 +40,13 @@ data:
 
 # The project's main job in one command: every method, λ policy and RL agent on `tiny`, 1 seed
 # (6 min 5 s measured on 2 idle cores; rerunning resumes). The full report: docs/results/tiny/.
+# Then one benchmark-track instance: the default constant, the tuned baselines and a PPO agent side
+# by side (88 s measured with two other jobs on the 2 cores; 30 s of CPU).
 demo: install data
 	$(BIN)/unlearn-gym info
 	$(BIN)/unlearn-gym benchmark --quick --preset tiny --out runs/benchmark-quick
+	$(BIN)/unlearn-gym benchmark --quick --instances micro-heavy-scale-b16-h30 --no-pareto --out runs/benchmark-track \
+		--methods baseline constant tuned-constant tuned-schedule tuned-feedback ppo-episodic
 
 lint: install
 	$(BIN)/ruff check .

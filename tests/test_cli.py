@@ -102,3 +102,20 @@ def test_instances_lists_the_sets(capsys):
     assert "vae (version 1)" in out and "vae-micro-scale-b4-h30             cvae micro" in out
     assert main(["instances", "--set", "nope"]) == 2
     assert "known sets" in capsys.readouterr().err
+
+
+def test_quick_keeps_a_registered_instances_horizon(monkeypatch):
+    import unlearn_gym.benchmark as bench
+    from unlearn_gym.cli import main
+
+    seen = {}
+
+    def fake(cfg, **kw):
+        seen["cfg"] = cfg
+        return {"cells": [], "failed": [], "run": {"wall_s": 0.0}, "claims": []}
+
+    monkeypatch.setattr(bench, "run_benchmark", fake)
+    assert main(["benchmark", "--quick", "--instances", "micro-heavy-scale-b16-h30", "--quiet"]) == 0
+    assert seen["cfg"].settings.steps is None and seen["cfg"].seeds == 1
+    assert main(["benchmark", "--quick", "--preset", "micro", "--quiet"]) == 0
+    assert seen["cfg"].settings.steps == 50  # a preset's own problem: the quick budget

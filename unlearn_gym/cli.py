@@ -249,6 +249,8 @@ def cmd_benchmark(a: argparse.Namespace) -> int:
                                   ("agent_timesteps", a.agent_timesteps), ("steps", a.steps)) if v is not None}
     if a.forget_tests:
         settings["forget_tests"] = True
+    if a.quick and a.instances and a.steps is None:
+        settings["steps"] = None  # a registered instance keeps its own horizon (it is part of the problem)
     cfg = replace(cfg, **over, settings=replace(cfg.settings, **settings))
     res = run_benchmark(cfg, progress=not a.quiet, command=_command(a))
     n_ok, n_fail = len(res["cells"]), len(res["failed"])

@@ -178,7 +178,7 @@ def _benchmark(sub: Any) -> argparse.ArgumentParser:
                    help="entries to run: names, patterns (siss*) or kinds (method, policy, agent), space- or"
                         " comma-separated (default: all)")
     p.add_argument("--quick", action="store_true", help="1 seed, fewer evaluation samples and steps, short agent"
-                   " training: every method in minutes")
+                   " training: every method in minutes (registered --instances keep their own horizon)")
     p.add_argument("--policy", action="append", default=None, metavar="[NAME=]MODULE:OBJECT",
                    help="add your own policy as a row (repeatable; a Policy, a callable obs -> action, an SB3 model"
                         " or a factory of one; row name NAME, default user:OBJECT); it runs even when --methods"
