@@ -21,12 +21,14 @@ from unlearn_gym.diffusion.one_step import OneStepGenerator
 from unlearn_gym.eval.evaluate import evaluate
 from unlearn_gym.methods import run
 from unlearn_gym.methods.outputs import erase_summary
+from unlearn_gym.methods.sfd import resolve_config
 from unlearn_gym.pretrained import load_pretrained
 
 #: (row label, method, parameters); SFD rows run --sfd-steps, the others --steps
 ROWS: list[tuple[str, str, dict[str, Any]]] = [
-    ("sfd (raw generator)", "sfd", {"output": "generator"}),
-    ("sfd (EMA 0.9999, the reference output)", "sfd", {}),
+    ("sfd (the preset's configuration, EMA output)", "sfd", {}),
+    ("sfd (reference configuration, raw generator)", "sfd", {"config": "reference", "output": "generator"}),
+    ("sfd (reference configuration, EMA 0.9999)", "sfd", {"config": "reference"}),
     ("sfd-align (default c_o: next digit, α 0.1)", "sfd-align", {}),
     ("sfd-align-adaptive (τ 1, α 0.1)", "sfd-align-adaptive", {}),
     ("hybrid (SISS ratio ρ 0.5 + β 1 distill + α 0.1 align)", "hybrid", {}),
@@ -39,7 +41,8 @@ def main() -> None:
     ap.add_argument("--preset", default="micro")
     ap.add_argument("--digit", type=int, default=6)
     ap.add_argument("--steps", type=int, default=200, help="steps of the DDPM methods")
-    ap.add_argument("--sfd-steps", type=int, default=300, help="steps of the one-step SFD rows")
+    ap.add_argument("--sfd-steps", type=int, default=None,
+                    help="steps of the one-step SFD rows (default: each row's configuration's, sfd.CONFIGS)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--samples", type=int, default=50, help="evaluation samples per label (all ten)")
     ap.add_argument("--eval-steps", type=int, default=50, help="DDIM steps of the evaluation")
@@ -80,8 +83,10 @@ def main() -> None:
     for label, name, params in ROWS:
         if a.only and name not in a.only:
             continue
-        steps = a.sfd_steps if name == "sfd" else a.steps
         params = {**params, **overrides.get(name, {})}
+        steps = a.steps
+        if name == "sfd":
+            steps = a.sfd_steps or int(resolve_config(a.preset, params)["steps"])
         result = run(name, preset=a.preset, task=task, steps=steps, seed=a.seed, **params)
         note = " diverged" if result.diverged else ""
         if name in overrides:

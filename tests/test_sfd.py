@@ -15,6 +15,7 @@ from unlearn_gym.eval.evaluate import evaluate
 from unlearn_gym.methods import build_setup, get_method, run
 from unlearn_gym.methods.outputs import erase_summary
 from unlearn_gym.methods.score_alignment import align_loss, forget_digit, resolve_override
+from unlearn_gym.methods.sfd import CONFIGS, PRESET_CONFIGS, resolve_config
 from unlearn_gym.pretrained import load_ddpm_file, load_pretrained
 
 FAST = {"preset": "micro", "batch_size": 16}
@@ -66,16 +67,61 @@ def test_each_method_runs_and_changes_the_model(name, task, params, theta0):
         assert ("L_align" in result.log[0]) == (task != "trousers")
 
 
-def test_sfd_defaults_follow_the_reference_and_the_caller_wins():
+def test_sfd_reference_config_and_the_caller_wins():
     cls = get_method("sfd")
-    assert cls.params["alpha"] == 1.2 and cls.params["t_star"] == 440 and cls.params["ema_decay"] == 0.9999
+    assert cls.params["alpha"] == 1.2 and cls.params["t_star"] == 440
     assert (cls.params["t_min"], cls.params["t_max"]) == (38, 711)
-    assert (cls.params["retain_weight"], cls.params["forget_weight"]) == (1.0, 0.01)
-    method = cls(build_setup("micro", "erase-3", seed=0, batch_size=8, lr=1e-5, max_grad_norm=None))
+    ref = CONFIGS["reference"]
+    assert (ref["lr"], ref["ema_decay"], ref["forget_weight"], ref["fake_steps"]) == (1e-5, 0.9999, 0.01, 1)
+    method = cls(build_setup("micro", "erase-3", seed=0, batch_size=8, lr=1e-5, max_grad_norm=None),
+                 config="reference")
     assert method.opt_g.defaults["betas"] == (0.0, 0.999) and method.opt_g.defaults["lr"] == 1e-5
-    result = run("sfd", task="erase-3", steps=1, seed=0, **FAST)
+    assert (method.p["ema_decay"], method.p["forget_weight"], method.p["config"]) == (0.9999, 0.01, "reference")
+    result = run("sfd", task="erase-3", steps=1, seed=0, config="reference", **FAST)
     assert result.params["lr"] == 1e-5 and result.params["max_grad_norm"] is None  # SFD's own defaults
     assert run("sfd", task="erase-3", steps=1, seed=0, lr=3e-5, **FAST).params["lr"] == 3e-5
+    with pytest.raises(ValueError, match="unknown sfd config"):
+        run("sfd", task="erase-3", steps=1, config="gpu", **FAST)
+
+
+def test_sfd_micro_defaults_are_the_measured_cpu_schedule():
+    micro = CONFIGS["cpu"]
+    assert PRESET_CONFIGS["micro"] == "cpu"
+    assert micro["ema_decay"] ** (0.1 * micro["steps"]) == pytest.approx(0.5)  # half-life: 10 % of the run
+    result = run("sfd", task="erase-3", steps=1, seed=0, **FAST)
+    assert result.params["config"] == "cpu" and result.params["lr"] == micro["lr"]
+    assert result.params["ema_decay"] == micro["ema_decay"] and result.params["forget_weight"] == micro["forget_weight"]
+    assert run("sfd", task="erase-3", steps=1, seed=0, forget_weight=0.5, **FAST).params["forget_weight"] == 0.5
+    assert resolve_config("tiny", {})["config"] == "cpu" and resolve_config("mnist28", {})["config"] == "reference"
+    assert resolve_config("micro", {"config": "reference", "ema_decay": 0.5})["ema_decay"] == 0.5
+
+
+def test_sfd_generator_moves_away_from_its_initialisation(theta0):
+    method = get_method("sfd")(build_setup("micro", "erase-3", seed=0, batch_size=16, lr=1e-4, max_grad_norm=None))
+    dist = []
+    for i in range(6):
+        method.step(i)
+        dist.append(float((_flat(method.generator_net) - theta0).norm()))
+    assert 0 < dist[0] < dist[-1]  # it keeps moving, not one jump
+    assert dist[-1] > 1e-3 * float(theta0.norm())
+    assert float((_flat(method.ema.module) - theta0).norm()) > 0
+
+
+@pytest.mark.parametrize("decay", [0.0, 0.7])
+def test_sfd_ema_follows_the_generator_at_the_configured_rate(decay):
+    method = get_method("sfd")(build_setup("micro", "erase-3", seed=0, batch_size=8, lr=1e-4, max_grad_norm=None),
+                               ema_decay=decay, output="ema")
+    expected = None
+    for i in range(4):
+        method.step(i)
+        theta = _flat(method.generator_net)
+        # the first update copies G; then e_k = d e_(k-1) + (1 - d) G_k
+        expected = theta if expected is None else decay * expected + (1 - decay) * theta
+    ema = _flat(method.ema.module)
+    assert torch.allclose(ema, expected, atol=1e-6)
+    assert torch.allclose(_flat(method.output_model().net), ema)
+    if decay > 0:
+        assert not torch.allclose(ema, _flat(method.generator_net))  # it lags behind G
 
 
 # ------------------------------------------------------------------ SFD one-step: shapes and the override class
@@ -175,6 +221,8 @@ def test_clear_errors_for_bad_sfd_parameters():
         run("sfd", task="erase-3", steps=1, override=3, **FAST)
     with pytest.raises(ValueError, match="output must be one of"):
         run("sfd", task="erase-3", steps=1, output="last", **FAST)
+    with pytest.raises(ValueError, match="fake_steps must be an integer"):
+        run("sfd", task="erase-3", steps=1, fake_steps=0, **FAST)
     with pytest.raises(ValueError, match="t_min <= t_max"):
         run("sfd", task="erase-3", steps=1, t_min=700, t_max=100, **FAST)
     with pytest.raises(ValueError, match="align_weight must be > 0"):

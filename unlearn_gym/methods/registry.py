@@ -50,6 +50,15 @@ class Method:
     #: the method's own defaults of setup parameters (e.g. SFD's ``lr`` 1e-5); the caller's win
     setup_defaults: ClassVar[dict[str, Any]] = {}
 
+    @classmethod
+    def setup_defaults_for(cls, preset: str, params: dict[str, Any]) -> dict[str, Any]:
+        """The method's defaults of setup parameters for one run (default: :attr:`setup_defaults`).
+
+        :param preset: the run's preset name.
+        :param params: the method's own parameters as the caller passed them.
+        """
+        return dict(cls.setup_defaults)
+
     def __init__(self, setup: UnlearnSetup, **params: Any):
         self.setup = setup
         self.p = {**self.params, **params}

@@ -91,7 +91,7 @@ def run(
     cls = get_method(name)
     check_task(cls, task)
     setup_kw, own = split_params(cls, params)
-    setup_kw = {**cls.setup_defaults, **setup_kw}
+    setup_kw = {**cls.setup_defaults_for(get_preset(preset).name, own), **setup_kw}
     check_model(cls, setup_kw.get("model", "ddpm"))
     steps = int(get_preset(preset).horizon if steps is None else steps)
     if steps < 1:

@@ -13,13 +13,20 @@ Three networks start from the pretrained EMA DDPM: the frozen teacher ε_φ, a f
    ``x_g`` and through both networks' inputs (their weights are frozen during this step), as in SiD.
 
 Labels c are uniform over the ten digits; weights w are ``retain_weight`` (1.0) for retain
-classes and ``forget_weight`` (0.01) for c_f. Squared errors are summed over pixels (SiD's
-convention; it matters only for ``clip_value``). Both networks use Adam (lr 1e-5 by default,
-betas (0, 0.999)) with gradients clipped by value to ``clip_value`` (1.0); G's weights are
-averaged by an EMA (0.9999). The output is a :class:`~unlearn_gym.diffusion.one_step.OneStepGenerator`
-around the EMA (``output="ema"``, the reference) or the raw generator (``output="generator"``);
-note that an EMA of 0.9999 after N steps still holds about ``0.9999^N`` of the pretrained weights
-(98 % after 200 steps), so short runs need ``output="generator"`` or a smaller ``ema_decay``.
+classes and ``forget_weight`` for c_f. Squared errors are summed over pixels (SiD's convention; it
+matters only for ``clip_value``). Both networks use Adam (betas (0, 0.999)) with gradients clipped
+by value to ``clip_value`` (1.0), ``fake_steps`` fake-score updates per generator update; G's
+weights are averaged by an EMA (``ema_decay``; its first update copies G). The output is a
+:class:`~unlearn_gym.diffusion.one_step.OneStepGenerator` around the EMA (``output="ema"``) or the
+raw generator (``output="generator"``).
+
+The learning rates, ``forget_weight``, ``ema_decay`` and ``fake_steps`` come from a named
+configuration (:data:`CONFIGS`; ``config=None`` picks the preset's, :data:`PRESET_CONFIGS`), and a
+value the caller passes wins. ``reference`` is SFD's own (lr 1e-5 for both networks, EMA 0.9999,
+forget weight 0.01): made for GPU runs of many thousand steps, it does not erase on a CPU budget
+(an EMA of 0.9999 after N steps still holds about 0.9999^N of the pretrained weights). ``cpu`` is
+the CPU schedule measured on ``micro`` and ``tiny`` (docs/methods.md, "One-step SFD on a CPU
+schedule"): 300 steps, generator lr 1e-4, fake score 3e-5, forget weight 0.2, EMA half-life 30 steps.
 """
 
 from __future__ import annotations
@@ -42,6 +49,36 @@ from unlearn_gym.methods.setup import UnlearnSetup
 from unlearn_gym.methods.static import check_nonnegative
 
 OUTPUTS = ("ema", "generator")
+
+#: named configurations: the SFD reference (long GPU runs) and the CPU schedules measured per preset
+#: (docs/methods.md, "SFD"); ``steps`` is the length each was measured at (``run`` takes ``steps``)
+CONFIGS: dict[str, dict[str, Any]] = {
+    "reference": {"lr": 1e-5, "fake_lr": None, "ema_decay": 0.9999, "forget_weight": 0.01, "fake_steps": 1,
+                  "steps": 300},
+    # measured on micro and tiny (benchmarks/sfd_schedule.py, docs/results/sfd-micro-erase6): 300 steps,
+    # EMA half-life 30 steps (10 % of the run)
+    "cpu": {"lr": 1e-4, "fake_lr": 3e-5, "ema_decay": 0.5 ** (1 / 30), "forget_weight": 0.2, "fake_steps": 1,
+              "steps": 300},
+}
+#: the configuration a preset uses when the caller names none (other presets: ``reference``)
+PRESET_CONFIGS: dict[str, str] = {"micro": "cpu", "tiny": "cpu"}
+#: the parameters a configuration sets (a value the caller passes wins)
+CONFIG_KEYS = ("fake_lr", "ema_decay", "forget_weight", "fake_steps")
+
+
+def resolve_config(preset: str, params: dict[str, Any]) -> dict[str, Any]:
+    """The configuration's values (``lr``, ``steps`` and :data:`CONFIG_KEYS`) under the caller's.
+
+    :param preset: the run's preset name.
+    :param params: the caller's ``sfd`` parameters (``config`` names the configuration; ``None``:
+        the preset's, see :data:`PRESET_CONFIGS`).
+    :raises ValueError: an unknown configuration name.
+    """
+    name = params.get("config") or PRESET_CONFIGS.get(preset, "reference")
+    if name not in CONFIGS:
+        raise ValueError(f"unknown sfd config {name!r}; known: {sorted(CONFIGS)}")
+    given = {k: v for k, v in params.items() if k in CONFIG_KEYS and v is not None}
+    return {**CONFIGS[name], **given, "config": name}
 
 
 def tweedie_x0(eps: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor, schedule: NoiseSchedule) -> torch.Tensor:
@@ -88,12 +125,23 @@ class SFD(Method):
     summary = "SFD one-step distillation (SiD loss, α 1.2): teacher, fake score, generator; c_f -> c_o (erase-<d>)"
     params: ClassVar[dict[str, Any]] = {
         "override": None, "alpha": 1.2, "t_star": T_STAR, "t_min": 38, "t_max": 711, "retain_weight": 1.0,
-        "forget_weight": 0.01, "ema_decay": 0.9999, "clip_value": 1.0, "output": "ema",
+        "forget_weight": None, "ema_decay": None, "clip_value": 1.0, "output": "ema",
+        "fake_lr": None, "fake_steps": None, "config": None,
     }
-    setup_defaults: ClassVar[dict[str, Any]] = {"lr": 1e-5, "max_grad_norm": None}
+    setup_defaults: ClassVar[dict[str, Any]] = {"lr": CONFIGS["reference"]["lr"], "max_grad_norm": None}
+
+    @classmethod
+    def setup_defaults_for(cls, preset: str, params: dict[str, Any]) -> dict[str, Any]:
+        """The configuration's ``lr`` (the preset's, or ``params["config"]``) and no norm clipping.
+
+        :param preset: the run's preset name.
+        :param params: the caller's ``sfd`` parameters.
+        """
+        return {"lr": resolve_config(preset, params)["lr"], "max_grad_norm": None}
 
     def __init__(self, setup: UnlearnSetup, **params: Any):
         super().__init__(setup, **params)
+        self.p.update({k: v for k, v in resolve_config(setup.preset.name, params).items() if k in self.params})
         p = self.p
         self.c_f = forget_digit(setup.task)
         self.c_o = resolve_override(self.c_f, p["override"])
@@ -114,12 +162,17 @@ class SFD(Method):
             raise ValueError(f"ema_decay must be in [0, 1), got {p['ema_decay']!r}")
         if p["output"] not in OUTPUTS:
             raise ValueError(f"output must be one of {OUTPUTS}, got {p['output']!r}")
+        if isinstance(p["fake_steps"], bool) or not isinstance(p["fake_steps"], int) or p["fake_steps"] < 1:
+            raise ValueError(f"fake_steps must be an integer >= 1, got {p['fake_steps']!r}")
         lr = float(setup.config["lr"])
+        fake_lr = lr if p["fake_lr"] is None else float(p["fake_lr"])
+        if not fake_lr > 0:
+            raise ValueError(f"fake_lr must be > 0 or None, got {p['fake_lr']!r}")
         self.generator_net = setup.model  # G: the pretrained EMA weights, updated in place
         self.teacher = frozen_copy(setup.model)
         self.fake = copy.deepcopy(setup.model).train()
         self.opt_g = torch.optim.Adam(self.generator_net.parameters(), lr=lr, betas=(0.0, 0.999))
-        self.opt_fake = torch.optim.Adam(self.fake.parameters(), lr=lr, betas=(0.0, 0.999))
+        self.opt_fake = torch.optim.Adam(self.fake.parameters(), lr=fake_lr, betas=(0.0, 0.999))
         self.ema = make_ema(self.generator_net, float(p["ema_decay"]))
 
     def _labels(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -186,7 +239,10 @@ class SFD(Method):
         }
 
     def step(self, i: int) -> dict[str, float]:
-        return {**self.fake_score_step(), **self.generator_step()}
+        fake: dict[str, float] = {}
+        for _ in range(self.p["fake_steps"]):
+            fake = self.fake_score_step()
+        return {**fake, **self.generator_step()}
 
     def output_model(self) -> nn.Module:
         """The one-step generator: the EMA of G (``output="ema"``) or G itself."""
