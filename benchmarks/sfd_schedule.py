@@ -8,12 +8,14 @@ pretrained DDPM by DDIM-50 from the same noise: the distilled generator must fir
 the retain digits (the "gap" columns) before its erased-digit rate means forgetting.
 
 ``--ema-half-life`` is a fraction of ``--steps`` (decay ``0.5 ** (1 / (f * steps))``); ``--set``
-passes any other ``sfd`` parameter (``--set forget_weight=1.0``). With ``--config reference`` the
-method's reference settings are used (only ``--set`` overrides them). Update time excludes the
-evaluations. Example (the micro defaults, the three evaluation seeds)::
+passes any other ``sfd`` parameter (``--set forget_weight=1.0``). ``--config`` names the method's
+configuration (default: the preset's); ``--lr``, ``--steps``, ``--ema-half-life`` and ``--set``
+override its values. Update time excludes the
+evaluations. Example (the default configuration of ``micro``, ``cpu``, on three seeds; the runs
+of docs/methods.md, "One-step SFD on a CPU schedule")::
 
-    OMP_NUM_THREADS=1 python benchmarks/sfd_schedule.py --preset micro --digit 6 --seeds 0 1 2 \\
-        --json docs/results/sfd-micro-erase6.json
+    OMP_NUM_THREADS=1 python benchmarks/sfd_schedule.py --preset micro --digit 6 --seeds 3 4 5 \\
+        --samples 100 --eval-every 100 --json docs/results/sfd-micro-erase6/steps300.json
 """
 
 from __future__ import annotations
