@@ -179,11 +179,11 @@ def batched_siss_update(shared: Shared, stack: StackedRuns, idx: Sequence[int], 
         sx = elements / retain_norm if retain_norm > 0 else 0.0
         sa = elements / forget_norm if forget_norm > 0 else 0.0
 
-    def sq(gs):
-        return sum(g.flatten(1).pow(2).sum(1) for g in gs.values())
+    def sq(gs):  # per run: the squared norm over every parameter (one fused kernel per tensor)
+        return sum(torch.linalg.vecdot(g.flatten(1), g.flatten(1)) for g in gs.values())
 
     nx, na = sq(g_x).sqrt(), sq(g_a).sqrt()
-    dot = sum((g_x[n] * g_a[n]).flatten(1).sum(1) for n in names)
+    dot = sum(torch.linalg.vecdot(g_x[n].flatten(1), g_a[n].flatten(1)) for n in names)
     scale_t = torch.tensor(list(scales), dtype=nx.dtype)
     ex, ea = sx * nx, sa * na
     safe = torch.where(ea > _EPS, ea, torch.ones_like(ea))
