@@ -87,10 +87,15 @@ def test_sfd_reference_config_and_the_caller_wins():
 def test_sfd_micro_defaults_are_the_measured_cpu_schedule():
     micro = CONFIGS["cpu"]
     assert PRESET_CONFIGS["micro"] == "cpu"
-    assert micro["ema_decay"] ** (0.1 * micro["steps"]) == pytest.approx(0.5)  # half-life: 10 % of the run
+    assert micro["ema_half_life"] == 0.1  # the EMA's half-life: 10 % of the run, whatever its length
     result = run("sfd", task="erase-3", steps=1, seed=0, **FAST)
     assert result.params["config"] == "cpu" and result.params["lr"] == micro["lr"]
-    assert result.params["ema_decay"] == micro["ema_decay"] and result.params["forget_weight"] == micro["forget_weight"]
+    assert result.params["forget_weight"] == micro["forget_weight"]
+    for steps in (2, 30):  # half-life 10 % of the run (at least one step)
+        decay = run("sfd", task="erase-3", steps=steps, seed=0, **FAST).params["ema_decay"]
+        assert decay ** max(1.0, 0.1 * steps) == pytest.approx(0.5)
+    setup = build_setup("micro", "erase-3", seed=0, batch_size=16)  # no run length: the measured 300 steps
+    assert get_method("sfd")(setup).p["ema_decay"] == pytest.approx(0.5 ** (1 / 30))
     assert run("sfd", task="erase-3", steps=1, seed=0, forget_weight=0.5, **FAST).params["forget_weight"] == 0.5
     assert resolve_config("tiny", {})["config"] == "cpu" and resolve_config("mnist28", {})["config"] == "reference"
     assert resolve_config("micro", {"config": "reference", "ema_decay": 0.5})["ema_decay"] == 0.5

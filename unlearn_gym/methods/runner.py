@@ -97,6 +97,7 @@ def run(
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
     setup = build_setup(preset, task, seed=seed, **setup_kw)
+    setup.run_steps = steps
     method = cls(setup, **own)
     result = RunResult(method=cls.name, preset=setup.preset.name, task=task, steps=steps, seed=int(seed),
                        params={**method.p, **setup.config}, model=setup.model)

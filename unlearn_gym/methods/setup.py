@@ -51,6 +51,8 @@ class UnlearnSetup:
     :param optimizer: AdamW over ``model``'s parameters.
     :param generator: the run's only random source (batches, noise, timesteps, mixture draws).
     :param seed: the seed of ``generator`` (methods seed their own networks' init from it).
+    :param run_steps: the run's length when known (:func:`~unlearn_gym.methods.run` sets it), for
+        methods whose settings scale with it (e.g. ``sfd``'s EMA half-life).
     """
 
     settings: RunSettings
@@ -60,6 +62,7 @@ class UnlearnSetup:
     optimizer: torch.optim.Optimizer
     generator: torch.Generator
     seed: int
+    run_steps: int | None = None
 
     @property
     def preset(self) -> Preset:

@@ -26,7 +26,8 @@ value the caller passes wins. ``reference`` is SFD's own (lr 1e-5 for both netwo
 forget weight 0.01): made for GPU runs of many thousand steps, it does not erase on a CPU budget
 (an EMA of 0.9999 after N steps still holds about 0.9999^N of the pretrained weights). ``cpu`` is
 the CPU schedule measured on ``micro`` and ``tiny`` (docs/methods.md, "One-step SFD on a CPU
-schedule"): 300 steps, generator lr 1e-4, fake score 3e-5, forget weight 0.2, EMA half-life 30 steps.
+schedule"): 300 steps, generator lr 1e-4, fake score 3e-5, forget weight 0.2, EMA half-life 10 % of
+the run (``ema_half_life``: 30 steps at 300; the run's length comes from ``UnlearnSetup.run_steps``).
 """
 
 from __future__ import annotations
@@ -53,17 +54,17 @@ OUTPUTS = ("ema", "generator")
 #: named configurations: the SFD reference (long GPU runs) and the CPU schedules measured per preset
 #: (docs/methods.md, "SFD"); ``steps`` is the length each was measured at (``run`` takes ``steps``)
 CONFIGS: dict[str, dict[str, Any]] = {
-    "reference": {"lr": 1e-5, "fake_lr": None, "ema_decay": 0.9999, "forget_weight": 0.01, "fake_steps": 1,
-                  "steps": 300},
+    "reference": {"lr": 1e-5, "fake_lr": None, "ema_decay": 0.9999, "ema_half_life": None, "forget_weight": 0.01,
+                  "fake_steps": 1, "steps": 300},
     # measured on micro and tiny (benchmarks/sfd_schedule.py, docs/results/sfd-micro-erase6): 300 steps,
-    # EMA half-life 30 steps (10 % of the run)
-    "cpu": {"lr": 1e-4, "fake_lr": 3e-5, "ema_decay": 0.5 ** (1 / 30), "forget_weight": 0.2, "fake_steps": 1,
-              "steps": 300},
+    # EMA half-life 30 steps; ema_decay None: a half-life of ``ema_half_life`` (10 %) of the run's length
+    "cpu": {"lr": 1e-4, "fake_lr": 3e-5, "ema_decay": None, "ema_half_life": 0.1, "forget_weight": 0.2,
+            "fake_steps": 1, "steps": 300},
 }
 #: the configuration a preset uses when the caller names none (other presets: ``reference``)
 PRESET_CONFIGS: dict[str, str] = {"micro": "cpu", "tiny": "cpu"}
 #: the parameters a configuration sets (a value the caller passes wins)
-CONFIG_KEYS = ("fake_lr", "ema_decay", "forget_weight", "fake_steps")
+CONFIG_KEYS = ("fake_lr", "ema_decay", "ema_half_life", "forget_weight", "fake_steps")
 
 
 def resolve_config(preset: str, params: dict[str, Any]) -> dict[str, Any]:
@@ -125,7 +126,7 @@ class SFD(Method):
     summary = "SFD one-step distillation (SiD loss, α 1.2): teacher, fake score, generator; c_f -> c_o (erase-<d>)"
     params: ClassVar[dict[str, Any]] = {
         "override": None, "alpha": 1.2, "t_star": T_STAR, "t_min": 38, "t_max": 711, "retain_weight": 1.0,
-        "forget_weight": None, "ema_decay": None, "clip_value": 1.0, "output": "ema",
+        "forget_weight": None, "ema_decay": None, "ema_half_life": None, "clip_value": 1.0, "output": "ema",
         "fake_lr": None, "fake_steps": None, "config": None,
     }
     setup_defaults: ClassVar[dict[str, Any]] = {"lr": CONFIGS["reference"]["lr"], "max_grad_norm": None}
@@ -141,7 +142,8 @@ class SFD(Method):
 
     def __init__(self, setup: UnlearnSetup, **params: Any):
         super().__init__(setup, **params)
-        self.p.update({k: v for k, v in resolve_config(setup.preset.name, params).items() if k in self.params})
+        cfg = resolve_config(setup.preset.name, params)
+        self.p.update({k: v for k, v in cfg.items() if k in self.params})
         p = self.p
         self.c_f = forget_digit(setup.task)
         self.c_o = resolve_override(self.c_f, p["override"])
@@ -158,6 +160,11 @@ class SFD(Method):
         self.clip_value = p["clip_value"]
         if self.clip_value is not None and not check_nonnegative(self.clip_value, "clip_value") > 0:
             raise ValueError("clip_value must be > 0 or None")
+        if p["ema_decay"] is None:  # a half-life that is a fixed share of the run (measured at 300 steps)
+            frac = float(p["ema_half_life"])
+            if not 0.0 < frac <= 1.0:
+                raise ValueError(f"ema_half_life must be in (0, 1], got {p['ema_half_life']!r}")
+            p["ema_decay"] = 0.5 ** (1.0 / max(1.0, frac * (setup.run_steps or cfg["steps"])))
         if not 0.0 <= float(p["ema_decay"]) < 1.0:
             raise ValueError(f"ema_decay must be in [0, 1), got {p['ema_decay']!r}")
         if p["output"] not in OUTPUTS:
