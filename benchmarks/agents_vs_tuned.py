@@ -124,6 +124,7 @@ def report(s: Settings, md: str | None, png: str | None) -> str:
     default = base[names["default constant"]]
     tc = base[names["tuned constant"]]
     gap = sum(tc[k] - default[k] for k in keys) / len(keys)
+    raw: list[str] = []
     for label, pol in names.items():
         m, h = _ci([base[pol][k] for k in keys])
         lines.append(f"| {label} (`{pol}`) | — | {_fmt(m, h)} | | | | |")
@@ -143,6 +144,11 @@ def report(s: Settings, md: str | None, png: str | None) -> str:
             eps.append(res.get("training_episodes", 0))
         lines.append(f"| {algo} | {len(runs)} | {_fmt(*_ci(per_seed))} | {_fmt(*_ci(d_tc))} | {_fmt(*_ci(d_fb))} |"
                      f" {_fmt(*_ci(closed))} | {sum(eps) / len(eps):.0f} |")
+        raw.append(f"| {algo} | " + " / ".join(f"{m:+.3f}" for m in per_seed) + " | "
+                   + " / ".join(f"{d:+.3f}" for d in d_tc) + " | " + " / ".join(str(e) for e in eps) + " |")
+    lines += ["", "Every run (training seeds in order):", "",
+              "| agent | outcome per training seed | − tuned constant per seed | training episodes per seed |",
+              "|---|---|---|---|", *raw]
     text = "\n".join(lines) + "\n"
     if md:
         Path(md).write_text(text)

@@ -152,3 +152,24 @@ def test_benchmark_entries_serve_their_set_only(tmp_path):
     assert {c.entry.name for c in cells} == set(tuned)
     assert {c.instance.name for c in cells} == {"micro-heavy-scale-b16-h30"}
     assert {s["instance"] for s in skipped} == {"micro-heavy-lambda-b64-h30"} and len(skipped) == 3
+
+
+@pytest.mark.slow  # Ray Tune's start-up: 5 min on the shared 2-core CPU, most of it Ray's own overhead
+def test_search_through_ray_tune(tmp_path):
+    pytest.importorskip("ray.tune")
+    from unlearn_gym.tuning import search
+
+    inst = "micro-heavy-scale-b8-h30"
+    res = search("constant", [inst], seeds=[1000], trials=2, select_seeds=[1100], top_k=1, ray=True, workers=1,
+                 env_kwargs={"outcome_config": SMALL})
+    assert res["sampler"]["via"] == "ray.tune OptunaSearch" and len(res["trials"]) == 2
+    for t in res["trials"]:
+        assert all(SPACES["constant"][k][0] <= v <= SPACES["constant"][k][1] for k, v in t["params"].items())
+        assert t["rows"][0]["instance"] == inst and t["rows"][0]["seed"] == 1000 and -1 <= t["value"] <= 1
+    # a trial's value is the episode the policy plays here, with the same seed (common random numbers)
+    from unlearn_gym.tuning import EpisodeRunner
+
+    t = res["trials"][0]
+    again = EpisodeRunner({"outcome_config": SMALL}).run(make_policy("constant", t["params"]), inst, 1000)
+    assert again["outcome"] == t["rows"][0]["outcome"]
+    assert res["budget"]["search_episodes"] == 2 and res["budget"]["selection_episodes"] == 1

@@ -317,7 +317,8 @@ def cmd_tune(a: argparse.Namespace) -> int:
     instances = resolve_instances([a.instance]) if a.instance else resolve_instances(f"{a.set}:train")
     env_kwargs = json.loads(a.env_kwargs) if a.env_kwargs else None
     res = search(a.family, instances, a.seeds, a.trials, sampler_seed=a.sampler_seed, select_seeds=a.select_seeds,
-                 top_k=a.top_k, env_kwargs=env_kwargs, log=None if a.quiet else print)
+                 top_k=a.top_k, env_kwargs=env_kwargs, log=None if a.quiet else print, ray=a.ray is not None,
+                 ray_address=a.ray or None, workers=a.workers)
     b = res["budget"]
     print(f"{a.family} on {', '.join(instances)}: {', '.join(f'{k} {v:+.3f}' for k, v in res['params'].items())}"
           f" (mean outcome {res['value']:+.3f}; {b['search_episodes']} search + {b['selection_episodes']} selection"

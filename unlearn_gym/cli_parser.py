@@ -247,6 +247,10 @@ def _tune(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--env-kwargs", default=None, metavar="JSON", help="env arguments of every episode")
     p.add_argument("--out", help="write the search record (parameters, budget, every trial) as JSON here")
     p.add_argument("--quiet", action="store_true", help="no per-trial lines")
+    p.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
+                   help="run the trials through Ray Tune's Optuna searcher: a local Ray, or join the cluster at"
+                        " ADDRESS (needs ray[tune]: pip install 'unlearn-gym[tune]')")
+    p.add_argument("--workers", type=int, default=2, help="Ray Tune trials at once (and a local Ray's CPUs)")
     return p
 
 

@@ -92,7 +92,8 @@ def mean_outcome(rows: Sequence[dict[str, Any]]) -> float:
 def search(family: str, instances: Sequence[str], seeds: Sequence[int], trials: int, *,
            sampler_seed: int = 0, select_seeds: Sequence[int] = (), top_k: int = 3,
            runner: EpisodeRunner | None = None, env_kwargs: dict[str, Any] | None = None,
-           log: Callable[[str], None] | None = None) -> dict[str, Any]:
+           log: Callable[[str], None] | None = None, ray: bool = False, ray_address: str | None = None,
+           workers: int = 2) -> dict[str, Any]:
     """TPE search of ``family``'s parameters (box :data:`unlearn_gym.tuned.SPACES`).
 
     :param family: ``"constant"``, ``"schedule"`` or ``"feedback"``.
@@ -105,6 +106,10 @@ def search(family: str, instances: Sequence[str], seeds: Sequence[int], trials: 
     :param runner: the episode runner (default: a new one with ``env_kwargs``).
     :param env_kwargs: env arguments when no runner is given.
     :param log: progress lines (e.g. ``print``).
+    :param ray: run the trials through Ray Tune's Optuna searcher (:mod:`unlearn_gym.tuning_ray`);
+        the selection stage runs here.
+    :param ray_address: a Ray cluster to join (``None``: a local Ray with ``workers`` CPUs).
+    :param workers: Ray Tune trials at once.
     :returns: ``family``, ``params`` (the chosen), ``value`` (its mean outcome over all its episodes),
         ``trials`` (every trial's params, value and rows), ``selection``, ``budget`` (trials,
         episodes of the search and of the selection), ``seeds``, ``select_seeds``, ``instances``,
@@ -125,6 +130,14 @@ def search(family: str, instances: Sequence[str], seeds: Sequence[int], trials: 
     study = optuna.create_study(direction="maximize", sampler=sampler)
     records: list[dict[str, Any]] = []
     t0 = time.perf_counter()
+    if ray:
+        from unlearn_gym.tuning_ray import ray_trials
+
+        records = ray_trials(family, instances, seeds, trials, sampler_seed=sampler_seed, workers=workers,
+                             address=ray_address, env_kwargs=runner.env_kwargs)
+        if log:
+            for r in records:
+                log(f"[{family}] ray trial {r['number'] + 1}/{trials}: {r['value']:+.3f}")
 
     def objective(trial: Any) -> float:
         params = {k: trial.suggest_float(k, lo, hi) for k, (lo, hi) in space.items()}
@@ -136,7 +149,8 @@ def search(family: str, instances: Sequence[str], seeds: Sequence[int], trials: 
                 f" ({', '.join(f'{k} {v:+.2f}' for k, v in params.items())}) {time.perf_counter() - t0:.0f} s")
         return value
 
-    study.optimize(objective, n_trials=trials)
+    if not ray:
+        study.optimize(objective, n_trials=trials)
     search_wall = time.perf_counter() - t0
     ranked = sorted(records, key=lambda r: (-r["value"], r["number"]))
     candidates = []
@@ -156,7 +170,8 @@ def search(family: str, instances: Sequence[str], seeds: Sequence[int], trials: 
     return {
         "family": family, "params": chosen["params"], "value": chosen["value"], "chosen_trial": chosen["number"],
         "instances": list(instances), "seeds": [int(s) for s in seeds], "select_seeds": [int(s) for s in select_seeds],
-        "sampler": {"name": "TPESampler", "seed": sampler_seed, "optuna": optuna.__version__},
+        "sampler": {"name": "TPESampler", "seed": sampler_seed, "optuna": optuna.__version__,
+                    **({"via": "ray.tune OptunaSearch", "workers": workers} if ray else {})},
         "budget": {"trials": trials, "episodes_per_trial": n_inst * len(seeds),
                    "search_episodes": trials * n_inst * len(seeds), "top_k": len(candidates),
                    "selection_episodes": len(candidates) * n_inst * len(select_seeds)},
