@@ -5,7 +5,9 @@
   ``predict(obs, state, episode_start, deterministic)``, recurrent models included) — to one
   interface;
 * :func:`make_instance_env` builds ``gym.make(<the instance's family id>, instance=NAME)``;
-* :func:`run_episode` plays ``env.reset(seed=s)`` to the episode's end and returns its outcome score.
+* :func:`run_episode` plays ``env.reset(seed=s)`` to the episode's end and returns its outcome score;
+* :class:`EpisodeRunner` plays policies on named instances with one cached env per instance (the
+  tuned-baseline search, :mod:`unlearn_gym.tuning`, and its Ray Tune trials).
 
 Seed ``s`` on instance ``NAME`` is the same episode (mini-batches, noise, timesteps) for every
 policy, so two policies' outcomes pair by (instance, seed); these are also the episodes of the
@@ -15,12 +17,14 @@ committed rows in ``docs/headroom/*.json``.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+import math
+import time
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
-from unlearn_gym.policies import Policy
+from unlearn_gym.policies import Policy, rollout
 
 #: registered id per (model family, preset); the instance fixes the rest
 _FAMILY_IDS = {("cvae", "micro"): "unlearn_gym:SISSUnlearnVAE-v0", ("ddpm", "micro"): "unlearn_gym:SISSUnlearnMicro-v0",
@@ -163,3 +167,64 @@ def run_episode(env: Any, actor: Actor, seed: int) -> dict[str, Any]:
     return {"outcome": float(out["outcome"]), "forget": float(out.get("forget", np.nan)),
             "retain_mean": float(out.get("retain_mean", np.nan)),
             "return": total, "steps": steps, "diverged": bool(terminated), "outcome_version": int(out["version"])}
+
+
+#: the registered id every ``lambda+scale`` benchmark instance runs on (the instance fixes the rest)
+ENV_ID = "unlearn_gym:SISSUnlearnMicro-v0"
+
+
+class EpisodeRunner:
+    """Runs episodes of policies on named instances, one cached env per instance.
+
+    :param env_kwargs: extra env arguments of every episode (e.g. a smaller ``outcome_config``).
+    :param env_id: the registered id.
+    :param make_env: ``make_env(name) -> env`` instead of ``gym.make(env_id, instance=name,
+        **env_kwargs)`` (e.g. toy envs that are no registered instance, in tests).
+    """
+
+    def __init__(self, env_kwargs: dict[str, Any] | None = None, env_id: str = ENV_ID,
+                 make_env: Callable[[str], Any] | None = None) -> None:
+        self.env_kwargs = dict(env_kwargs or {})
+        self.env_id = env_id
+        self.make_env = make_env
+        self._envs: dict[str, Any] = {}
+        self.episodes = 0
+
+    def env(self, instance: str) -> Any:
+        """The cached env of ``instance``."""
+        if instance not in self._envs and self.make_env is not None:
+            self._envs[instance] = self.make_env(instance)
+        if instance not in self._envs:
+            import gymnasium as gym
+
+            self._envs[instance] = gym.make(self.env_id, instance=instance, **self.env_kwargs)
+        return self._envs[instance]
+
+    def run(self, policy: Policy, instance: str, seed: int) -> dict[str, Any]:
+        """One episode: ``instance``, ``seed``, ``outcome``, ``forget``, ``retain_mean``, ``retain_drop``,
+        the mean λ and ρ taken, ``steps`` and ``wall_s``."""
+        t0 = time.perf_counter()
+        r = rollout(self.env(instance), policy, seed=seed)
+        self.episodes += 1
+        o = r["info"].get("outcome") or {}
+        n = max(1, r["steps"])
+        return {"instance": instance, "seed": int(seed), "outcome": float(o.get("outcome", math.nan)),
+                "forget": float(o.get("forget", math.nan)), "retain_mean": float(o.get("retain_mean", math.nan)),
+                "retain_drop": float(o.get("retain_drop", math.nan)), "mean_lambda": sum(r["lambdas"]) / n,
+                "mean_scale": sum(r["scales"]) / n, "max_scale": max(r["scales"], default=math.nan),
+                "steps": r["steps"], "wall_s": round(time.perf_counter() - t0, 3)}
+
+    def evaluate(self, policy: Policy, instances: Sequence[str], seeds: Sequence[int]) -> list[dict[str, Any]]:
+        """Rows of every (instance, seed) episode of ``policy``."""
+        return [self.run(policy, inst, s) for inst in instances for s in seeds]
+
+    def close(self) -> None:
+        for env in self._envs.values():
+            env.close()
+        self._envs.clear()
+
+
+def mean_outcome(rows: Sequence[dict[str, Any]]) -> float:
+    """Mean outcome of rows (non-finite ones count as −1, the worst score)."""
+    vals = [r["outcome"] if math.isfinite(r["outcome"]) else -1.0 for r in rows]
+    return sum(vals) / len(vals) if vals else math.nan

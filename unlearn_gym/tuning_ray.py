@@ -27,8 +27,8 @@ def _trial(config: dict[str, float], family: str, instances: list[str], seeds: l
 
     from ray import tune
 
+    from unlearn_gym.episodes import EpisodeRunner, mean_outcome
     from unlearn_gym.tuned import SPACES, make_policy
-    from unlearn_gym.tuning import EpisodeRunner, mean_outcome
 
     key = json.dumps(env_kwargs, sort_keys=True, default=str)
     if key not in _RUNNERS:
