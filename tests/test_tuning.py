@@ -154,7 +154,7 @@ def test_benchmark_entries_serve_their_set_only(tmp_path):
     assert {s["instance"] for s in skipped} == {"micro-heavy-lambda-b64-h30"} and len(skipped) == 3
 
 
-@pytest.mark.slow  # Ray Tune's start-up: 5 min on the shared 2-core CPU, most of it Ray's own overhead
+@pytest.mark.slow  # 300 s on the shared 2-core CPU (two trainings running) for three 30-step episodes
 def test_search_through_ray_tune(tmp_path):
     pytest.importorskip("ray.tune")
     from unlearn_gym.tuning import search
