@@ -162,7 +162,8 @@ def baseline_references(env_kwargs: Mapping[str, Any]) -> dict[str, float]:
             rows = tables.setdefault(set_name, load_rows(set_name, kw))
             for role, policy in select(rows, name).items():
                 got = rows.outcomes(name, policy, SELECTION_SEEDS)
-                per_role.setdefault(role, []).append(float(np.mean(list(got.values()))))
+                if len(got) == len(SELECTION_SEEDS):  # (the tuned baselines have rows on the evaluation seeds only)
+                    per_role.setdefault(role, []).append(float(np.mean(list(got.values()))))
     except (ValueError, KeyError, OSError):  # no rows for these settings: no lines
         return {}
     if not names:
