@@ -144,9 +144,8 @@ def test_vae_set_fixes_the_model_family():
     check_env(env, skip_render_check=True)
     r = rollout(env, ConstantPolicy([0.0, 0.0], dim=2), seed=0)
     assert r["steps"] == inst.horizon and r["info"]["outcome"]["instance"]["set"] == "vae"
-    ddpm = gym.make("unlearn_gym:SISSUnlearnVAE-v0", instance=_micro_instances("default")[0].name,
-                    outcome_config=SMALL).unwrapped
-    assert ddpm.config["model"] == "ddpm"
+    with pytest.raises(ValueError, match="is a 'ddpm' instance"):  # the VAE id passes model='cvae'
+        gym.make("unlearn_gym:SISSUnlearnVAE-v0", instance=_micro_instances("default")[0].name, outcome_config=SMALL)
     mixed = gym.make("unlearn_gym:SISSUnlearnVAE-v0", instances="vae:all", outcome_config=SMALL)
     mixed.reset(seed=1)
     assert mixed.unwrapped.config["model"] == "cvae"
