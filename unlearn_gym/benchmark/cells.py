@@ -43,7 +43,7 @@ class BenchSettings:
     :param agent_timesteps: training steps of an episodic agent (an online agent's run is the horizon).
     :param outcome: also compute the env's outcome score (``unlearn_gym.envs.outcome``).
     :param forget_tests: also run the forget tests against the retrained model on ``trousers``
-        instances (:mod:`unlearn_gym.benchmark.forgetting`; about 15-30 s per micro cell).
+        instances (:mod:`unlearn_gym.benchmark.forgetting`; about 40 s per micro cell).
     """
 
     eval_samples: int = 50
