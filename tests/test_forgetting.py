@@ -126,3 +126,29 @@ def test_pretrain_retain_only_records_it(tmp_path):
         fn("micro", out, steps=2, retain_only=True, progress=False, command="test")
         meta = read_sidecar(out)
         assert meta["data"]["retain_only"] and meta["data"]["n_forget_trained"] == 0 and meta["step"] == 2
+
+
+def test_tiny_relearns_at_its_own_learning_rate(monkeypatch):
+    """forget_tests passes the preset's relearning lr (tiny: 1e-4); an explicit one wins."""
+    import unlearn_gym.eval.forgetting as fg
+
+    seen = []
+
+    def fake_curve(model, data, classifier, **kw):
+        seen.append(kw["lr"])
+        return {"steps": [0, 2], "rates": [0.0, 0.0], "rates_ci": [[0, 0], [0, 0]], "steps_to_half_f0": None,
+                "mean_rate": 0.0, "f0": 0.1}
+
+    def stop(*a, **k):
+        raise RuntimeError("stop here")
+
+    monkeypatch.setattr(fg, "relearning_curve", fake_curve)
+    monkeypatch.setattr(fg, "trouser_rate", lambda *a, **k: 0.1)
+    monkeypatch.setattr(fg, "compare_membership", lambda *a, **k: {})
+    monkeypatch.setattr(fg, "distance_to_retrained", stop)
+    for preset, kw, want in (("tiny", None, 1e-4), ("micro", None, 5e-4), ("tiny", {"lr": 3e-4}, 3e-4)):
+        seen.clear()
+        with pytest.raises(RuntimeError, match="stop here"):
+            fg.forget_tests(torch.nn.Linear(1, 1), preset, classifier=object(), retrained=torch.nn.Linear(1, 1),
+                            pretrained=torch.nn.Linear(1, 1), data=object(), relearn_kw=kw)
+        assert seen and all(lr == want for lr in seen), (preset, seen)

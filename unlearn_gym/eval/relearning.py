@@ -43,6 +43,8 @@ from unlearn_gym.objectives.vae import VAENoise, vae_loss
 
 #: fine-tuning steps at which the trouser rate is measured
 DEFAULT_CHECKPOINTS = (0, 2, 5, 10, 20, 40, 80)
+#: the relearning fine-tune's AdamW learning rate (validated on micro; tiny uses 1e-4: eval/forgetting.RELEARN_LR)
+DEFAULT_LR = 5e-4
 
 __all__ = ["DEFAULT_CHECKPOINTS", "relearning_curve", "steps_to_fraction", "trouser_rate", "wilson"]
 
@@ -136,7 +138,7 @@ def relearning_curve(
     *,
     f0: float | None = None,
     checkpoints: Sequence[int] = DEFAULT_CHECKPOINTS,
-    lr: float = 5e-4,
+    lr: float = DEFAULT_LR,
     batch: int = 32,
     seeds: Sequence[int] = (0,),
     n_samples: int = 200,
