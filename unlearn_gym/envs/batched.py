@@ -199,11 +199,11 @@ def batched_siss_update(shared: Shared, stack: StackedRuns, idx: Sequence[int], 
     combined = {n: torch.addcmul(g_x[n] * sx if sx != 1.0 else g_x[n], per_run(fc, g_a[n]), g_a[n]) for n in names}
     total = sq(combined).sqrt()
     clip = torch.ones_like(total)
-    if c.max_grad_norm is not None:
+    if c.max_grad_norm is not None:  # scale each run's combined gradient in place
         clip = torch.where(total > c.max_grad_norm, c.max_grad_norm / (total + 1e-6), clip)
+        for n in names:
+            combined[n].mul_(per_run(clip, combined[n]))
     grads = combined
-    if c.max_grad_norm is not None:
-        grads = {n: combined[n].mul_(per_run(clip, combined[n])) for n in names}
     _adamw(stack, sel, states[0].optimizer, params, grads)
     # floats, once
     cols = [loss, retain, forget, nx, na, dot, coef, total, clip, *stats.values()]

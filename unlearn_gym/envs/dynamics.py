@@ -143,12 +143,7 @@ def score_state(shared: Shared, st: RunState) -> dict[str, Any]:
     :param shared: the run's shared bundle.
     :param st: its state.
     """
-    if shared.scorer is None:
-        raise RuntimeError("this env was made with outcome=False")
-    out = shared.scorer.score(st.model)
-    if shared.settings.instance is not None:
-        out["instance"] = instance_info(shared.settings.instance)
-    return out
+    return score_states(shared, [st])[0]
 
 
 def score_states(shared: Shared, states: list[RunState]) -> list[dict[str, Any]]:
@@ -198,6 +193,15 @@ def decide(shared: Shared, st: RunState, action: Any) -> tuple[float, float]:
     return lam, (c.scale if step_scale is None else step_scale)
 
 
+def next_retain_ema(st: RunState, upd: UpdateResult) -> float:
+    """The run's retain-loss EMA after ``upd`` (decay 0.9: what the divergence check watches).
+
+    :param st: the run's state before the update is recorded.
+    :param upd: the update just made.
+    """
+    return 0.9 * st.retain_ema + 0.1 * upd.L_r
+
+
 def episode_end(shared: Shared, st: RunState, upd: UpdateResult, loss: float | None = None,
                 quantities: dict[str, float] | None = None) -> tuple[bool, bool]:
     """``(diverged, truncated)``: whether the update ``upd`` ends the run's episode (before
@@ -215,8 +219,8 @@ def episode_end(shared: Shared, st: RunState, upd: UpdateResult, loss: float | N
         quantities = update_state(upd.L_r, upd.L_f, upd.grad_norm_r, upd.grad_norm_f, upd.grad_cosine)
     loss = upd.loss if loss is None else loss
     watched = (upd.loss, upd.L_r, upd.L_f, upd.total_grad_norm, loss, *quantities.values())
-    ema = 0.9 * st.retain_ema + 0.1 * upd.L_r
-    diverged = not all(math.isfinite(v) for v in watched) or ema > c.divergence_factor * shared.origin.retain_loss
+    diverged = not all(math.isfinite(v) for v in watched) or (
+        next_retain_ema(st, upd) > c.divergence_factor * shared.origin.retain_loss)
     return diverged, st.t + 1 >= c.horizon and not diverged
 
 
@@ -247,7 +251,7 @@ def finish_step(shared: Shared, st: RunState, upd: UpdateResult, lam: float, sca
     st.quantities = quantities
     st.t += 1
     st.global_step += 1
-    st.retain_ema = 0.9 * st.retain_ema + 0.1 * upd.L_r
+    st.retain_ema = next_retain_ema(st, upd)
     smooth = -c.beta * (lam - st.lam_prev) ** 2
     paper_beta = PAPER_BETA if c.reward == "outcome" else c.beta  # the paper's reward, whatever this one is
     paper_reward = clipped_loss_term(upd.loss, c.reward_clip) - paper_beta * (lam - st.lam_prev) ** 2

@@ -291,10 +291,10 @@ def _score_together(env: SISSUnlearnVectorEnv, shared: Shared, group: list[tuple
     (copy -> score; ``{}`` when fewer than two end or batched scoring is off)."""
     if shared.scorer is None or env.batched_scores is False:
         return {}
+    if env.batched_scores == "auto" and next(env.states[group[0][0]].model.parameters()).device.type == "cpu":
+        return {}  # checked first: on the CPU (the usual case) nothing else is computed
     ending = [i for (i, _, _), upd in zip(group, upds) if any(episode_end(shared, env.states[i], upd))]
     if len(ending) < 2:
-        return {}
-    if env.batched_scores == "auto" and next(env.states[ending[0]].model.parameters()).device.type == "cpu":
         return {}
     return dict(zip(ending, score_states(shared, [env.states[i] for i in ending]), strict=True))
 
