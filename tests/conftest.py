@@ -26,3 +26,19 @@ def idx_dir(tmp_path):
         write_idx(tmp_path / f"{split}-images-idx3-ubyte.gz", images)
         write_idx(tmp_path / f"{split}-labels-idx1-ubyte.gz", labels)
     return tmp_path
+
+
+@pytest.fixture
+def load_pretrained_calls(monkeypatch):
+    """The keyword arguments of every ``unlearn_gym.pretrained.load_pretrained`` call (it still loads)."""
+    import unlearn_gym.pretrained as pretrained
+
+    calls = []
+    real = pretrained.load_pretrained
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(pretrained, "load_pretrained", spy)
+    return calls

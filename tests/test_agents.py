@@ -338,22 +338,14 @@ def test_instance_set_training_is_judged_per_instance(tmp_path_factory):
         assert replay(out, name)["lambdas"] == result["final"][name]["final"]["lambdas"]
 
 
-def test_a_vae_runs_evaluation_is_judged_against_the_pretrained_vae(tmp_path, monkeypatch):
+def test_a_vae_runs_evaluation_is_judged_against_the_pretrained_vae(tmp_path, load_pretrained_calls):
     """The final evaluation's reference is the run's own θ_0: the VAE for a VAE run (it was the DDPM)."""
     import gymnasium as gym
     import numpy as np
 
-    import unlearn_gym.pretrained as pretrained
     from unlearn_gym.rl.evaluation import save_unlearned
 
-    calls = []
-    real = pretrained.load_pretrained
-
-    def spy(*args, **kwargs):
-        calls.append(kwargs)
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(pretrained, "load_pretrained", spy)
+    calls = load_pretrained_calls
     env = gym.make("unlearn_gym:SISSUnlearnVAE-v0", instance="vae-micro-scale-b8-h30",
                    outcome_config={"n_forget": 8, "n_per_retain": 2, "steps": 2})
     env.reset(seed=0)

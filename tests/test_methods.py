@@ -200,20 +200,13 @@ def test_setup_loads_the_model_of_the_data_ratio():
     assert all(torch.equal(v, want[k]) for k, v in heavy.model.state_dict().items())
 
 
-def test_a_runs_evaluation_reference_has_its_contamination_ratio(monkeypatch, tmp_path):
+def test_a_runs_evaluation_reference_has_its_contamination_ratio(tmp_path, load_pretrained_calls):
     """evaluate_run compares with the pretrained model the run started from (ratio 0.5 here)."""
-    import unlearn_gym.pretrained as pretrained
     from unlearn_gym.methods import run
     from unlearn_gym.methods.outputs import evaluate_run
 
     result = run("siss", preset="micro", steps=1, seed=0, batch_size=8, data_ratio=0.5)
-    calls = []
-    real = pretrained.load_pretrained
-
-    def spy(*args, **kwargs):
-        calls.append(kwargs)
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(pretrained, "load_pretrained", spy)
+    calls = load_pretrained_calls
+    calls.clear()  # only the evaluation's loads
     evaluate_run(result, tmp_path, samples_per_label=2, forget_samples=4, steps=2, progress=False)
     assert calls[-1]["ratio"] == 0.5 and calls[-1]["model"] == "ddpm"
