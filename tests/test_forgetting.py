@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from unlearn_gym.checkpoints import read_sidecar
+from unlearn_gym.checkpoints import CheckpointError, read_sidecar
 from unlearn_gym.data import build_contaminated_mnist
 from unlearn_gym.eval.distance import paired_rate_difference
 from unlearn_gym.eval.membership import auc, bootstrap_auc, compare_membership, membership_inference, per_example_losses
@@ -85,6 +85,29 @@ def test_retain_only_data_has_no_forget_images_and_serves_every_ratio():
     assert torch.equal(a.train_images, b.train_images) and torch.equal(a.train_labels, b.train_labels)
 
 
+def test_retain_only_of_an_erase_task_drops_the_digit_and_keeps_the_trousers():
+    data = build_contaminated_mnist("micro", ratio=0.5)
+    erased = data.retain_only("erase-7")
+    assert not (erased.retain_labels == 7).any() and torch.equal(erased.forget_images, data.forget_images)
+    assert erased.meta["task"] == "erase-7" and erased.meta["n_erased"] == int((data.retain_labels == 7).sum()) > 0
+    assert len(erased.retain_images) == len(data.retain_images) - erased.meta["n_erased"]
+    with pytest.raises(ValueError, match="erase-<digit"):
+        data.retain_only("erase-x")
+
+
+def test_erase_retrained_assets_are_named_per_task_and_ratio(tmp_path, capsys):
+    from unlearn_gym.cli import main
+
+    assert asset_path("ddpm", "tiny", 0.1, "retrained", "erase-7").name == "ddpm-tiny-erase7-retrained.pt"
+    assert asset_path("cvae", "micro", 0.5, "retrained", "erase-3").name == "cvae-micro-erase3-r0.5-retrained.pt"
+    assert asset_path("ddpm", "micro", 0.5, "pretrained", "erase-3").name == "ddpm-micro-r0.5.pt"
+    with pytest.raises(CheckpointError, match="--retain-only --task erase-2"):
+        load_pretrained("micro", variant="retrained", task="erase-2")
+    assert main(["pretrain", "--preset", "micro", "--task", "erase-7", "--steps", "1",
+                 "--out", str(tmp_path / "x.pt")]) == 2
+    assert "add --retain-only" in capsys.readouterr().err and not (tmp_path / "x.pt").exists()
+
+
 @pytest.mark.parametrize("family", ["ddpm", "cvae"])
 def test_shipped_retrained_model_never_saw_the_forget_set(family):
     path = asset_path(family, "micro", 0.5, "retrained")
@@ -126,6 +149,8 @@ def test_pretrain_retain_only_records_it(tmp_path):
         fn("micro", out, steps=2, retain_only=True, progress=False, command="test")
         meta = read_sidecar(out)
         assert meta["data"]["retain_only"] and meta["data"]["n_forget_trained"] == 0 and meta["step"] == 2
+        fn("micro", out, steps=1, retain_only=True, task="erase-4", progress=False, command="test")
+        assert read_sidecar(out)["data"]["task"] == "erase-4"
 
 
 def test_tiny_relearns_at_its_own_learning_rate(monkeypatch):

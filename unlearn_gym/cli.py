@@ -15,12 +15,15 @@ def cmd_pretrain(a: argparse.Namespace) -> int:
     from unlearn_gym.diffusion import pretrain
     from unlearn_gym.vae import pretrain_cvae
 
+    if a.task != "trousers" and not a.retain_only:
+        print(f"--task {a.task} only says whose forget set --retain-only drops; add --retain-only", file=sys.stderr)
+        return 2
     data = build_contaminated_mnist(a.preset, ratio=a.ratio, mnist_dir=a.mnist_dir, fashion_dir=a.fashion_dir)
     out = a.out or f"runs/{a.model}-{a.preset}.pt"
     train = pretrain_cvae if a.model == "cvae" else pretrain
     state = train(a.preset, out, steps=a.steps, seed=a.seed, data=data, resume=a.resume,
                   until=a.until, save_every=a.save_every, log_dir=a.log_dir, command=_command(a), device=a.device,
-                  retain_only=a.retain_only)
+                  retain_only=a.retain_only, task=a.task)
     print(f"saved {out} after {state['step']} steps ({state['elapsed_s']:.0f} s, loss {state['loss']:.4f})")
     return 0
 

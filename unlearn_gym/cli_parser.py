@@ -46,6 +46,8 @@ def _pretrain(sub: Any) -> argparse.ArgumentParser:
                    help="trousers per real '1' in the training mix (0.1 = the default model, 0.5 = 'heavy')")
     p.add_argument("--retain-only", action="store_true",
                    help="train on the retain set only (no trousers): the retrained reference of exact unlearning")
+    p.add_argument("--task", default="trousers",
+                   help="with --retain-only: whose forget set to drop ('trousers' or 'erase-<digit>', e.g. erase-7)")
     add_device_arg(p, "training")
     add_data_args(p)
     return p

@@ -10,6 +10,7 @@ from torch import nn
 
 from unlearn_gym.checkpoints import CheckpointError, load_checkpoint, read_sidecar
 from unlearn_gym.classifier import Classifier, load_classifier_file
+from unlearn_gym.data.contaminated import check_task
 from unlearn_gym.device import DeviceLike, resolve_device
 from unlearn_gym.diffusion.ema import ema_weights
 from unlearn_gym.diffusion.one_step import OneStepGenerator
@@ -45,7 +46,9 @@ def asset_dirs() -> list[Path]:
     return ([Path(user).expanduser()] if user else []) + [ASSET_DIR]
 
 
-def asset_path(kind: str, preset: str, ratio: float = DEFAULT_RATIO, variant: str = "pretrained") -> Path:
+def asset_path(
+    kind: str, preset: str, ratio: float = DEFAULT_RATIO, variant: str = "pretrained", task: str = "trousers"
+) -> Path:
     """Path of an asset (``kind`` is ``"ddpm"``, ``"cvae"`` or ``"classifier"``): the first folder of
     :func:`asset_dirs` that holds it (the package's path when none does).
 
@@ -55,13 +58,16 @@ def asset_path(kind: str, preset: str, ratio: float = DEFAULT_RATIO, variant: st
         serves all).
     :param variant: ``"pretrained"`` or ``"retrained"`` (generative models only; one retrained
         model per preset and family, whatever the ratio: ``<kind>-<preset>-retrained.pt``).
+    :param task: the task a retrained model never saw the forget set of: ``"trousers"``, or
+        ``"erase-<d>"`` (retrained without digit ``d``, trousers kept: one per ratio,
+        ``<kind>-<preset>-erase<d>[-r<ratio>]-retrained.pt``). Pretrained models serve every task.
     """
     get_preset(preset)
     if variant not in VARIANTS:
         raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
     suffix = "" if kind not in GENERATOR_KINDS or float(ratio) == DEFAULT_RATIO else f"-r{float(ratio):g}"
     if variant == "retrained" and kind in GENERATOR_KINDS:
-        suffix = "-retrained"
+        suffix = "-retrained" if check_task(task) == "trousers" else f"-{task.replace('-', '')}{suffix}-retrained"
     name = f"{kind}-{preset}{suffix}.pt"
     for folder in asset_dirs():
         if (folder / name).is_file():
@@ -69,13 +75,16 @@ def asset_path(kind: str, preset: str, ratio: float = DEFAULT_RATIO, variant: st
     return ASSET_DIR / name
 
 
-def _shipped(kind: str, preset: str, ratio: float = DEFAULT_RATIO, variant: str = "pretrained") -> Path:
-    path = asset_path(kind, preset, ratio, variant)
+def _shipped(
+    kind: str, preset: str, ratio: float = DEFAULT_RATIO, variant: str = "pretrained", task: str = "trousers"
+) -> Path:
+    path = asset_path(kind, preset, ratio, variant, task)
     if variant == "retrained" and not path.is_file():
+        task_flags = "" if task == "trousers" else f" --task {task} --ratio {ratio:g}"
         raise CheckpointError(
-            f"no retrained {kind} for preset {preset!r}; train one with `unlearn-gym pretrain"
-            f"{' --model cvae' if kind == 'cvae' else ''} --preset {preset} --retain-only` and pass its path"
-            " (docs/forgetting.md)"
+            f"no retrained {kind} for preset {preset!r} and task {task!r}; train one with `unlearn-gym pretrain"
+            f"{' --model cvae' if kind == 'cvae' else ''} --preset {preset} --retain-only{task_flags}` and pass"
+            " its path (docs/forgetting.md)"
         )
     if not path.is_file():
         model_flag = " --model cvae" if kind == "cvae" else ""
@@ -175,7 +184,7 @@ def load_model_file(path: str | os.PathLike, preset: str | None = None) -> nn.Mo
 
 def load_pretrained(
     preset: str = "tiny", path: str | os.PathLike | None = None, ratio: float = DEFAULT_RATIO,
-    *, model: str = "ddpm", device: DeviceLike = None, variant: str = "pretrained",
+    *, model: str = "ddpm", device: DeviceLike = None, variant: str = "pretrained", task: str = "trousers",
 ) -> nn.Module:
     """The pretrained (EMA) DDPM or VAE of a preset, from the package or from ``path``.
 
@@ -188,6 +197,8 @@ def load_pretrained(
     :param variant: ``"pretrained"`` (trained on the contaminated mix) or ``"retrained"`` (same recipe
         and seed on the retain set only: the reference of exact unlearning, docs/forgetting.md; one
         per preset and family, the same for every ``ratio``).
+    :param task: with ``variant="retrained"``: ``"erase-<d>"`` loads the model retrained without digit
+        ``d`` (at this ``ratio``), the reference of the class-erasure task.
     :raises CheckpointError: unknown/unshipped preset or ratio, missing or corrupt file, preset mismatch,
         a checkpoint of the other family, or a one-step generator (SFD's output samples in one
         pass; it is not a DDPM to start from).
@@ -197,9 +208,9 @@ def load_pretrained(
     dev = resolve_device(device)
     with seeded_global_rng(0):  # a network's throw-away init draws from the global RNG: leave the caller's alone
         if model == "cvae":
-            return load_cvae_file(path if path is not None else _shipped("cvae", preset, ratio, variant),
+            return load_cvae_file(path if path is not None else _shipped("cvae", preset, ratio, variant, task),
                                   preset).to(dev)
-        ddpm = load_ddpm_file(path if path is not None else _shipped("ddpm", preset, ratio, variant), preset)
+        ddpm = load_ddpm_file(path if path is not None else _shipped("ddpm", preset, ratio, variant, task), preset)
     if isinstance(ddpm, OneStepGenerator):
         raise CheckpointError(
             f"{path} holds SFD's one-step generator, not a DDPM: evaluate or sample it"
@@ -218,6 +229,8 @@ def load_classifier(preset: str = "tiny", path: str | os.PathLike | None = None)
         return load_classifier_file(path if path is not None else _shipped("classifier", preset), preset)
 
 
-def asset_info(kind: str, preset: str, ratio: float = DEFAULT_RATIO, variant: str = "pretrained") -> dict[str, Any]:
-    """The sidecar of a shipped asset (command that made it, measured quality)."""
-    return read_sidecar(_shipped(kind, preset, ratio, variant))
+def asset_info(
+    kind: str, preset: str, ratio: float = DEFAULT_RATIO, variant: str = "pretrained", task: str = "trousers"
+) -> dict[str, Any]:
+    """The sidecar of a shipped asset (command that made it, measured quality); arguments as :func:`asset_path`."""
+    return read_sidecar(_shipped(kind, preset, ratio, variant, task))

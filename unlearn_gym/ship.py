@@ -59,7 +59,8 @@ def ship_assets(
     :param model: ``"ddpm"`` or ``"cvae"``: the family of ``ddpm_checkpoint`` (and the asset's name).
     :param device: where the samples for the quality figures are drawn (default the CPU).
     :param variant: ``"retrained"`` installs a ``--retain-only`` run as ``<model>-<preset>-retrained.pt``
-        (refused unless its sidecar says it was trained on the retain set only).
+        (refused unless its sidecar says it was trained on the retain set only); a ``--task erase-<d>``
+        run becomes ``<model>-<preset>-erase<d>[-r<ratio>]-retrained.pt``.
     :returns: the measured quality.
     """
     dest = Path(dest) if dest is not None else asset_dirs()[0]
@@ -84,7 +85,8 @@ def ship_assets(
         save_checkpoint(dest / f"classifier-{preset}.pt", "classifier", preset,
                         {"model": classifier.state_dict()}, cmeta)
     extra: dict[str, Any] = {"quality": quality, "ship_command": command, "classifier_metrics": cmeta.get("metrics")}
+    task = str(data_meta.get("task", "trousers"))
     if variant == "retrained":
-        extra.update(variant="retrained", never_saw_forget_set=True)
-    export_ema(ddpm_checkpoint, dest / asset_path(model, preset, ratio, variant).name, extra, kind=model)
+        extra.update(variant="retrained", never_saw_forget_set=True, task=task)
+    export_ema(ddpm_checkpoint, dest / asset_path(model, preset, ratio, variant, task).name, extra, kind=model)
     return {**quality, "dest": str(dest)}

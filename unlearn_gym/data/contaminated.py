@@ -84,14 +84,27 @@ class ContaminatedMNIST:
     def resolution(self) -> int:
         return int(self.retain_images.shape[-1])
 
-    def retain_only(self) -> ContaminatedMNIST:
-        """This dataset with the forget set dropped from the training mix: the data of the *retrained*
-        reference (exact unlearning). The held-out references are unchanged; ``meta`` gains
-        ``retain_only: True`` and ``n_forget_trained: 0``. The retain set does not depend on the
-        contamination ratio, so one retrained model serves every ratio of a preset.
+    def retain_only(self, task: str = "trousers") -> ContaminatedMNIST:
+        """This dataset with a task's forget set dropped from the training mix: the data of the
+        *retrained* reference (exact unlearning). The held-out references are unchanged.
+
+        * ``"trousers"``: the trousers go; ``meta`` gains ``retain_only: True`` and
+          ``n_forget_trained: 0``. The retain set does not depend on the contamination ratio, so one
+          retrained model serves every ratio of a preset.
+        * ``"erase-<d>"``: every real training image of digit ``d`` goes (the trousers stay, as in
+          :func:`task_split`); ``meta`` gains ``retain_only: True``, ``task`` and ``n_erased``. The
+          trousers do depend on the ratio: one retrained model per (task, ratio).
+
+        :param task: ``"trousers"`` or ``"erase-<digit>"``.
         """
-        return dataclasses.replace(self, forget_images=self.forget_images[:0],
-                                   meta={**self.meta, "retain_only": True, "n_forget_trained": 0})
+        if check_task(task) == "trousers":
+            return dataclasses.replace(self, forget_images=self.forget_images[:0],
+                                       meta={**self.meta, "retain_only": True, "n_forget_trained": 0})
+        keep = self.retain_labels != int(task[6:])
+        return dataclasses.replace(
+            self, retain_images=self.retain_images[keep], retain_labels=self.retain_labels[keep],
+            meta={**self.meta, "retain_only": True, "task": task, "n_erased": int((~keep).sum())},
+        )
 
 
 def _hash(*tensors: torch.Tensor) -> str:

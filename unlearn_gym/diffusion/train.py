@@ -275,6 +275,7 @@ def pretrain(
     command: str | None = None,
     device: DeviceLike = None,
     retain_only: bool = False,
+    task: str = "trousers",
 ) -> dict[str, Any]:
     """Train the preset's DDPM on the contaminated mix; save a resumable checkpoint (:func:`fit`).
 
@@ -297,11 +298,12 @@ def pretrain(
     :param device: where to train (``"cpu"``, ``"cuda"``, ``"auto"``; default the CPU).
     :param retain_only: drop the forget images from the training mix (same recipe and seed
         otherwise): the retrained reference of exact unlearning (:meth:`ContaminatedMNIST.retain_only`).
+    :param task: whose forget set ``retain_only`` drops: ``"trousers"`` or ``"erase-<digit>"``.
     :returns: the final training state (``model``, ``ema``, ``step``, ...).
     """
     p = get_preset(preset)
     data = data if data is not None else build_contaminated_mnist(p.name)
-    data = data.retain_only() if retain_only else data
+    data = data.retain_only(task) if retain_only else data
     if data.resolution != p.resolution:
         raise ValueError(f"data resolution {data.resolution} != preset {p.name} ({p.resolution})")
     schedule = NoiseSchedule()

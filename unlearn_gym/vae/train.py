@@ -43,6 +43,7 @@ def pretrain_cvae(
     noise: VAENoise | None = None,
     device: DeviceLike = None,
     retain_only: bool = False,
+    task: str = "trousers",
 ) -> dict[str, Any]:
     """Train the preset's VAE on the contaminated mix; save a resumable ``cvae`` checkpoint.
 
@@ -61,13 +62,14 @@ def pretrain_cvae(
     :param noise: noise level σ of the encoder input and KL weight β (default σ 0.3, β 0.5).
     :param device: where to train (``"cpu"``, ``"cuda"``, ``"auto"``; default the CPU).
     :param retain_only: drop the forget images from the training mix: the retrained reference.
+    :param task: whose forget set ``retain_only`` drops: ``"trousers"`` or ``"erase-<digit>"``.
     :returns: the final training state (``model``, ``ema``, ``step``, ``loss``, ``elapsed_s``).
     """
     p = get_preset(preset)
     c = cvae_config(p)
     level = noise if noise is not None else VAENoise()
     data = data if data is not None else build_contaminated_mnist(p.name)
-    data = data.retain_only() if retain_only else data
+    data = data.retain_only(task) if retain_only else data
     if data.resolution != p.resolution:
         raise ValueError(f"data resolution {data.resolution} != preset {p.name} ({p.resolution})")
     total = int(steps if steps is not None else c.pretrain_steps)
