@@ -168,7 +168,7 @@ def test_tiny_relearns_at_its_own_learning_rate(monkeypatch):
         raise RuntimeError("stop here")
 
     monkeypatch.setattr(fg, "relearning_curve", fake_curve)
-    monkeypatch.setattr(fg, "trouser_rate", lambda *a, **k: 0.1)
+    monkeypatch.setattr(fg, "forget_rate", lambda *a, **k: 0.1)
     monkeypatch.setattr(fg, "compare_membership", lambda *a, **k: {})
     monkeypatch.setattr(fg, "distance_to_retrained", stop)
     for preset, kw, want in (("tiny", None, 1e-4), ("micro", None, 5e-4), ("tiny", {"lr": 3e-4}, 3e-4)):

@@ -131,6 +131,8 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
         reference = model if a.reference == a.checkpoint else load_eval_model(a.reference, preset, model=family)[0]
         reference.to(dev)
     model.to(dev)
+    # the forget tests' reference first: a task without a shipped one fails before the evaluation runs
+    forget_ref = _forget_reference(a, preset, family, dev) if a.forget_tests else None
     classifier = load_classifier(preset, a.classifier) if a.classifier else None
     report = evaluate(model, reference, preset, classifier=classifier, classifier_name=a.classifier,
                       samples_per_label=a.samples, forget_samples=a.forget_samples, steps=a.steps,
@@ -149,23 +151,37 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
               f" ({s['n_forget_ssim_pairs']} reference-trouser pairs)")
     print(f"{sampler_text(report.config)}, seed {report.config['seed']}, {t['total_s']} s."
           f" Wrote {', '.join(str(p) for p in paths.values())} (grid: reference left, model right)")
-    if a.forget_tests:
-        _forget_tests(a, model, preset, classifier, out)
+    if forget_ref is not None:
+        _forget_tests(a, model, preset, classifier, out, *forget_ref)
     return 0
 
 
-def _forget_tests(a: argparse.Namespace, model: object, preset: str, classifier: object, out: str) -> None:
-    """``evaluate --forget-tests``: membership, relearning and distance against the retrained model."""
-    from unlearn_gym.eval.forgetting import checkpoint_ratio, forget_tests, write_forget_tests
+def _forget_reference(a: argparse.Namespace, preset: str, family: str, dev: object) -> tuple[str, float, object]:
+    """The task, ratio and retrained reference of ``evaluate --forget-tests``: ``--task``/``--ratio``,
+    else the checkpoint's; a missing reference raises the ``CheckpointError`` naming the command
+    that trains it."""
+    from unlearn_gym.eval.forgetting import checkpoint_task_ratio
+    from unlearn_gym.pretrained import load_pretrained
 
-    ratio = a.ratio if a.ratio is not None else checkpoint_ratio(a.checkpoint)
-    res = forget_tests(model, preset, ratio=ratio, classifier=classifier, seed=a.seed,
-                       distance_kw={"samples_per_label": a.samples, "forget_samples": a.forget_samples,
-                                    "steps": a.steps})
+    task, ratio = checkpoint_task_ratio(a.checkpoint)
+    task, ratio = a.task or task, (a.ratio if a.ratio is not None else ratio)
+    retrained = load_pretrained(preset, ratio=ratio, model=family, variant="retrained", task=task, device=dev)
+    return task, ratio, retrained
+
+
+def _forget_tests(a: argparse.Namespace, model: object, preset: str, classifier: object, out: str, task: str,
+                  ratio: float, retrained: object) -> None:
+    """``evaluate --forget-tests``: membership, relearning and distance against the retrained model."""
+    from unlearn_gym.eval.forgetting import forget_tests, write_forget_tests
+
+    res = forget_tests(model, preset, task=task, ratio=ratio, classifier=classifier, retrained=retrained,
+                       seed=a.seed, distance_kw={"samples_per_label": a.samples, "forget_samples": a.forget_samples,
+                                                 "steps": a.steps})
     paths = write_forget_tests(res, out, name=a.checkpoint)
     for k, v in res["verdict"].items():
         print(f"forget test, {k}: {v}")
-    print(f"forget tests against the retrained {preset} model (ratio {ratio:g}), {res['seconds']} s."
+    print(f"forget tests against the {preset} model retrained without the {task} forget set (ratio {ratio:g}),"
+          f" {res['seconds']} s."
           f" Wrote {paths['json']}, {paths['markdown']}")
 
 

@@ -140,6 +140,9 @@ def _evaluate(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--ratio", type=float,
                    help="contamination ratio of the model's data for --forget-tests (default: the checkpoint's,"
                         " else 0.1)")
+    p.add_argument("--task",
+                   help="task of --forget-tests: 'trousers' or 'erase-<digit>' (default: the checkpoint's, else"
+                        " trousers); its retrained reference must be shipped (pretrain --retain-only --task ...)")
     add_device_arg(p, "sampling (scoring runs on the CPU)")
     return p
 

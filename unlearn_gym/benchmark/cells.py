@@ -42,8 +42,8 @@ class BenchSettings:
     :param steps: unlearning steps of every run (``None``: the instance's horizon).
     :param agent_timesteps: training steps of an episodic agent (an online agent's run is the horizon).
     :param outcome: also compute the env's outcome score (``unlearn_gym.envs.outcome``).
-    :param forget_tests: also run the forget tests against the retrained model on ``trousers``
-        instances (:mod:`unlearn_gym.benchmark.forgetting`; about 40 s per micro cell).
+    :param forget_tests: also run the forget tests against the retrained model of the instance's task
+        (:mod:`unlearn_gym.benchmark.forgetting`; about 40 s per micro cell).
     """
 
     eval_samples: int = 50
@@ -94,6 +94,8 @@ class CellSpec:
             d["model"] = self.model
         if self.device != "cpu":  # (absent on the CPU: keys made before --device stay valid)
             d["device"] = self.device
+        if self.settings.forget_tests and self.instance.task != "trousers":
+            d["erase_forget_tests"] = 1  # erase cells made before their forget tests existed lack them
         return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
     def to_dict(self) -> dict[str, Any]:
@@ -418,13 +420,13 @@ def _run_cell(spec: CellSpec) -> dict[str, Any]:
             timing["outcome_s"] = round(time.perf_counter() - t2, 2)
             out["outcome"] = {k: sc[k] for k in ("outcome", "forget", "retain_mean", "retain_worst", "one_rate",
                                                  "retain_drop", "outcome_se", "version")}
-        if s.forget_tests and inst.task == "trousers":
+        if s.forget_tests:
             from unlearn_gym.benchmark.forgetting import forget_summary
             from unlearn_gym.pretrained import model_family
 
             t3 = time.perf_counter()
             out["forget"] = forget_summary(model, inst.preset, inst.data_ratio, model_family(model), spec.seed,
-                                           spec.device)
+                                           spec.device, task=inst.task)
             timing["forget_s"] = round(time.perf_counter() - t3, 2)
     timing["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     timing["torch_threads"] = torch.get_num_threads()

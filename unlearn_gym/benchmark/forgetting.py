@@ -1,22 +1,24 @@
 """The benchmark's "did it forget" table: every row's final model against the retrained reference.
 
-With ``BenchSettings(forget_tests=True)`` (``unlearn-gym benchmark --forget-tests``) every cell of a
-``trousers`` instance runs :func:`unlearn_gym.eval.forgetting.forget_tests` on its final model and
-keeps a short summary (:func:`forget_summary`). The report then says, per row and over seeds, whether
-the model forgot the trousers like the model retrained without them, or only stopped drawing them:
+With ``BenchSettings(forget_tests=True)`` (``unlearn-gym benchmark --forget-tests``) every cell runs
+:func:`unlearn_gym.eval.forgetting.forget_tests` on its final model, against the reference retrained
+without the instance's forget set (the trousers, or for ``erase-<d>`` every training image of digit
+``d``), and keeps a short summary (:func:`forget_summary`). The report then says, per row and over
+seeds, whether the model forgot like the retrained model, or only stopped drawing the forget set:
 
 * **forget loss ratio**: the model's denoising loss on the forget images over the retrained model's
   (1 = retrained; below 1 the model still fits the images it was asked to forget);
-* **early relearning**: the trouser rate after the first relearning checkpoint (a few fine-tuning
-  steps on the forget set), against the retrained model's (a model that kept the concept regains
-  it at once);
+* **early relearning**: the forget rate (trouser rate, or the erased digit's rate: label-``d``
+  samples classified ``d``) after the first relearning checkpoint (a few fine-tuning steps on the
+  forget set), against the retrained model's (a model that kept the concept regains it at once);
 * **membership AUC difference** (model − retrained; at this size the attack has little power, see
   docs/forgetting.md).
 
 A cell is **like retrained** when its loss-ratio CI reaches 1 (or lies above it) and it does not
-relearn faster than the retrained model; **stopped drawing only** when its trouser rate is at most
-half the pretrained model's but it fails one of these; **not forgotten** otherwise. The erase tasks
-have no retrained reference yet (docs/forgetting.md), so their cells carry no forget tests.
+relearn faster than the retrained model; **stopped drawing only** when its forget rate is at most
+half the pretrained model's but it fails one of these; **not forgotten** otherwise. An erase task
+whose retrained reference is not shipped fails its first cell with the error naming the
+``unlearn-gym pretrain --retain-only --task erase-<d>`` command (docs/forgetting.md).
 """
 
 from __future__ import annotations
@@ -35,15 +37,17 @@ VERDICTS = ("like retrained", "stopped drawing only", "not forgotten")
 _REFS: dict[str, dict[str, Any]] = {}
 
 
-def _references(preset: str, ratio: float, family: str, device: str) -> dict[str, Any]:
-    """The retrained and pretrained models, the data at ``ratio`` and the classifier (once per process)."""
-    key = f"{preset}|{ratio}|{family}|{device}"
+def _references(preset: str, ratio: float, family: str, device: str, task: str = "trousers") -> dict[str, Any]:
+    """The retrained model of ``task``, the pretrained model, the data at ``ratio`` and the classifier
+    (once per process)."""
+    key = f"{preset}|{ratio}|{family}|{device}|{task}"
     if key not in _REFS:
         from unlearn_gym.data import build_contaminated_mnist
         from unlearn_gym.pretrained import load_classifier, load_pretrained
 
         _REFS[key] = {
-            "retrained": load_pretrained(preset, model=family, variant="retrained", device=device).eval(),
+            "retrained": load_pretrained(preset, ratio=ratio, model=family, variant="retrained", task=task,
+                                         device=device).eval(),
             "pretrained": load_pretrained(preset, ratio=ratio, model=family, device=device).eval(),
             "data": build_contaminated_mnist(preset, ratio=ratio),
             "classifier": load_classifier(preset),
@@ -53,7 +57,7 @@ def _references(preset: str, ratio: float, family: str, device: str) -> dict[str
 
 
 def forget_summary(model: nn.Module, preset: str, ratio: float, family: str, seed: int,
-                   device: str = "cpu") -> dict[str, Any]:
+                   device: str = "cpu", task: str = "trousers") -> dict[str, Any]:
     """The forget tests of one final model, summarised for the report.
 
     :param model: the cell's final model.
@@ -62,16 +66,19 @@ def forget_summary(model: nn.Module, preset: str, ratio: float, family: str, see
     :param family: ``"ddpm"`` or ``"cvae"``.
     :param seed: the cell's seed (loss noise, bootstrap, fine-tuning and sampling).
     :param device: where the models run.
-    :returns: ``loss_ratio`` (value, low, high), ``auc_difference`` (value, low, high),
+    :param task: the instance's task (``"trousers"`` or ``"erase-<d>"``): whose reference and rate.
+    :returns: ``task``, ``loss_ratio`` (value, low, high), ``auc_difference`` (value, low, high),
         ``early_relearn`` (steps, model rate, retrained rate), ``steps_to_half_f0`` (model,
-        retrained), ``f0``, ``trouser_rate``, ``verdict`` (one of :data:`VERDICTS`), ``seconds``.
+        retrained), ``f0``, ``forget_rate`` (the task's rate before relearning; ``trouser_rate``, the
+        same number, kept for trousers cells made before erase tasks), ``verdict`` (one of
+        :data:`VERDICTS`), ``seconds``.
     """
     from unlearn_gym.eval.forgetting import forget_tests
 
-    refs = _references(preset, ratio, family, device)
-    res = forget_tests(model, preset, ratio=ratio, classifier=refs["classifier"], retrained=refs["retrained"],
-                       pretrained=refs["pretrained"], data=refs["data"], seed=seed, relearn_kw=RELEARN_KW,
-                       reference_curve=refs["curves"].get(seed))
+    refs = _references(preset, ratio, family, device, task)
+    res = forget_tests(model, preset, task=task, ratio=ratio, classifier=refs["classifier"],
+                       retrained=refs["retrained"], pretrained=refs["pretrained"], data=refs["data"], seed=seed,
+                       relearn_kw=RELEARN_KW, reference_curve=refs["curves"].get(seed))
     refs["curves"][seed] = res["relearning"]["retrained"]
     mem, rel = res["membership"], res["relearning"]
     curve, ref = rel["model"], rel["retrained"]
@@ -86,11 +93,12 @@ def forget_summary(model: nn.Module, preset: str, ratio: float, family: str, see
     else:
         verdict = VERDICTS[2]
     return {
+        "task": task,
         "loss_ratio": [lr["ratio"], lr["low"], lr["high"]],
         "auc_difference": [d["auc_mean"], d["low"], d["high"]],
         "early_relearn": [curve["steps"][k], curve["rates"][k], ref["rates"][k]],
         "steps_to_half_f0": [curve["steps_to_half_f0"], ref["steps_to_half_f0"]],
-        "f0": rel["f0"], "trouser_rate": rate0, "relearns_faster": faster, "verdict": verdict,
+        "f0": rel["f0"], "forget_rate": rate0, "trouser_rate": rate0, "relearns_faster": faster, "verdict": verdict,
         "seconds": res["seconds"],
     }
 
@@ -112,23 +120,28 @@ def forget_table(cells: list[dict[str, Any]], order: list[str]) -> list[str]:
     tested = [c for c in cells if c.get("forget")]
     if not tested:
         return []
+    from unlearn_gym.eval.forgetting import forget_rate_name
+
     lines = ["## Did it forget? (against the model retrained without the forget set)", "",
-             "Per row, mean ± 95 % CI over seeds. **Loss ratio**: the model's denoising loss on the forget"
+             "Per row, mean ± 95 % CI over seeds. **Forget rate**: the trouser rate (erase tasks: label-d samples"
+             " classified d). **Loss ratio**: the model's denoising loss on the forget"
              " images over the retrained model's (1 = retrained, below 1 = still fits them). **Early"
-             " relearning**: trouser rate after the first relearning checkpoint, the retrained model's beside it."
+             " relearning**: forget rate after the first relearning checkpoint, the retrained model's beside it."
              " **Verdict**: seeds per verdict (like retrained / stopped drawing only / not forgotten;"
              " docs/forgetting.md).", ""]
     for inst in dict.fromkeys(c["instance"] for c in tested):
         rows = [c for c in tested if c["instance"] == inst]
         k = rows[0]["forget"]["early_relearn"][0]
+        task = rows[0]["forget"].get("task", "trousers")
         lines += [f"### {inst}", "",
-                  f"| row | seeds | trouser rate | loss ratio | AUC difference | relearn @{k} (retrained) | verdict |",
+                  f"| row | seeds | {forget_rate_name(task)} | loss ratio | AUC difference | relearn @{k} (retrained)"
+                  " | verdict |",
                   "|---|---|---|---|---|---|---|"]
         for name in [n for n in order if any(c["entry"] == n for c in rows)]:
             fs = [c["forget"] for c in rows if c["entry"] == name]
             counts = " / ".join(str(sum(f["verdict"] == v for f in fs)) for v in VERDICTS)
             lines.append(
-                f"| {name} | {len(fs)} | {_pm([f['trouser_rate'] for f in fs])} |"
+                f"| {name} | {len(fs)} | {_pm([f.get('forget_rate', f['trouser_rate']) for f in fs])} |"
                 f" {_pm([f['loss_ratio'][0] for f in fs])} | {_pm([f['auc_difference'][0] for f in fs])} |"
                 f" {_pm([f['early_relearn'][1] for f in fs])} ({_pm([f['early_relearn'][2] for f in fs])}) |"
                 f" {counts} |")

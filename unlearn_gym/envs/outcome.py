@@ -44,11 +44,11 @@ from torch import nn
 
 from unlearn_gym.cache import cached, tensor_digest
 from unlearn_gym.classifier import Classifier
-from unlearn_gym.data import CONTAMINATED_LABEL, NUM_LABELS
+from unlearn_gym.data import NUM_LABELS
 from unlearn_gym.diffusion.one_step import is_one_step, sample_images
 from unlearn_gym.diffusion.samplers import ddim_sample_many
 from unlearn_gym.diffusion.schedule import NoiseSchedule
-from unlearn_gym.eval.rates import label_rates
+from unlearn_gym.eval.rates import forget_label_of, forget_score, label_rates
 
 #: bumped whenever the definition of the score changes (2: retain side by confident accuracy)
 OUTCOME_VERSION = 2
@@ -81,11 +81,6 @@ class OutcomeConfig:
             raise ValueError(f"outcome tolerance must be in (0, 1), got {self.tolerance!r}")
         if not (0.0 < self.threshold < 1.0):
             raise ValueError(f"outcome threshold must be in (0, 1), got {self.threshold!r}")
-
-
-def forget_label_of(task: str) -> int:
-    """The label whose samples carry the forget signal (1 for ``trousers``, ``d`` for ``erase-d``)."""
-    return CONTAMINATED_LABEL if task == "trousers" else int(task.split("-", 1)[1])
 
 
 def _se(p: float, n: int) -> float:
@@ -156,10 +151,8 @@ class OutcomeScorer:
         with torch.no_grad():
             rates = label_rates(self.classifier, images, self.labels, threshold=c.threshold, probs=probs)
         f = rates[self.forget_label]
-        if self.task == "trousers":
-            forget, one = f.confident_trouser, f.confident_label
-        else:
-            forget, one = f.accuracy, float("nan")
+        forget = forget_score(f, self.task)
+        one = f.confident_label if self.task == "trousers" else float("nan")
         # string keys: info dicts go through gymnasium's vector wrappers (DictInfoToList) and JSON
         per_label = {str(lab): rates[lab].confident_label for lab in self.retain_labels}
         argmax = {str(lab): rates[lab].accuracy for lab in self.retain_labels}

@@ -10,7 +10,10 @@ its headline numbers are the distance:
   estimate: over sampling seeds 0-3 the pretrained-minus-retrained difference of the micro DDPM
   (ratio 0.5) ranged from +0.01 to +0.24, on FIDs of 3.6-4.0 (docs/forgetting.md);
 * per-label accuracy: the largest absolute difference over the labels 0..9, and each label's;
-* the paired SSIM of the samples against the retrained model's (1: identical samples).
+* the paired SSIM of the samples against the retrained model's (1: identical samples);
+* ``forget_rate``: the task's forget score on the forget label's samples, paired like the trouser
+  rate: for ``trousers`` the trouser rate itself, for ``erase-<d>`` the share of label-``d`` samples
+  the classifier calls ``d`` (the erased digit's accuracy; ``samples_per_label`` pairs).
 
 Both models' numbers are kept, so nothing is recomputed for a report.
 """
@@ -24,7 +27,8 @@ import torch
 from torch import nn
 
 from unlearn_gym.classifier import Classifier
-from unlearn_gym.data import CONTAMINATED_LABEL, TROUSER_CLASS, ContaminatedMNIST
+from unlearn_gym.data import ContaminatedMNIST
+from unlearn_gym.eval.rates import forget_hits, forget_label_of
 
 __all__ = ["distance_to_retrained", "paired_rate_difference"]
 
@@ -43,16 +47,12 @@ def paired_rate_difference(a: torch.Tensor, b: torch.Tensor, z: float = 1.96) ->
     return mean, mean - half, mean + half
 
 
-def _confident_trouser(classifier: Classifier, x: torch.Tensor, threshold: float) -> torch.Tensor:
-    conf, pred = classifier.predict_proba(x).max(1)
-    return (pred == TROUSER_CLASS) & (conf > threshold)
-
-
 def distance_to_retrained(
     model: nn.Module,
     retrained: nn.Module,
     preset: str,
     *,
+    task: str = "trousers",
     classifier: Classifier | None = None,
     data: ContaminatedMNIST | None = None,
     samples_per_label: int = 50,
@@ -67,6 +67,7 @@ def distance_to_retrained(
     :param model: the model to test.
     :param retrained: the model retrained without the forget set.
     :param preset: preset of both.
+    :param task: ``"trousers"`` or ``"erase-<d>"``: whose forget rate ``forget_rate`` is.
     :param classifier: evaluator (default: the preset's shipped one).
     :param data: dataset of the real references (default: the preset's).
     :param samples_per_label: samples per retain label.
@@ -75,9 +76,9 @@ def distance_to_retrained(
     :param seed: sampling seed.
     :param threshold: confidence threshold.
     :param progress: progress bar.
-    :returns: ``model`` and ``retrained`` (headline numbers), ``difference`` (trouser rate with CI,
-        retain FID, retain accuracy, max per-label accuracy difference), ``per_label`` rows, ``ssim``,
-        ``seconds``.
+    :returns: ``model`` and ``retrained`` (headline numbers and ``forget_rate``), ``difference`` (trouser
+        rate and the task's forget rate with CIs, retain FID, retain accuracy, max per-label accuracy
+        difference), ``per_label`` rows, ``ssim``, ``seconds``.
     """
     from unlearn_gym.eval.evaluate import evaluate
 
@@ -92,10 +93,19 @@ def distance_to_retrained(
         classifier = load_classifier(preset)
     assert report.samples is not None
     labels = report.samples["labels"]
-    one = labels == CONTAMINATED_LABEL
-    a = _confident_trouser(classifier, report.samples["model"][one].cpu(), threshold)
-    b = _confident_trouser(classifier, report.samples["reference"][one].cpu(), threshold)
+
+    samples, clf = report.samples, classifier
+
+    def paired(task_: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per pair of the task's forget-label samples: model's and retrained model's forget hit."""
+        sel = labels == forget_label_of(task_)
+        return (forget_hits(clf, samples["model"][sel].cpu(), task_, threshold),
+                forget_hits(clf, samples["reference"][sel].cpu(), task_, threshold))
+
+    a, b = paired("trousers")
     d, lo, hi = paired_rate_difference(a, b)
+    fa, fb = (a, b) if task == "trousers" else paired(task)
+    fd, flo, fhi = paired_rate_difference(fa, fb)
     per_label = [{"label": row["label"], "accuracy": row["accuracy"],
                   "retrained_accuracy": row.get("reference_accuracy"),
                   "difference": None if row.get("reference_accuracy") is None
@@ -103,17 +113,18 @@ def distance_to_retrained(
     acc_diffs = [abs(p["difference"]) for p in per_label if p["difference"] is not None]
     keys = ("trouser_rate", "one_rate", "junk_rate", "retain_fid", "retain_kid", "retain_accuracy", "forget_fid")
     return {
-        "model": {k: s.get(k) for k in keys},
-        "retrained": {k: r.get(k) for k in keys},
+        "model": {**{k: s.get(k) for k in keys}, "forget_rate": float(fa.float().mean())},
+        "retrained": {**{k: r.get(k) for k in keys}, "forget_rate": float(fb.float().mean())},
         "difference": {
             "trouser_rate": {"value": d, "low": lo, "high": hi},
+            "forget_rate": {"value": fd, "low": flo, "high": fhi},
             "retain_fid": s["retain_fid"] - r["retain_fid"],
             "retain_accuracy": s["retain_accuracy"] - r["retain_accuracy"],
             "max_label_accuracy": max(acc_diffs) if acc_diffs else None,
         },
         "per_label": per_label,
         "ssim": {"retain": s.get("retain_ssim"), "forget": s.get("forget_ssim")},
-        "config": {"samples_per_label": samples_per_label, "forget_samples": len(a), "steps": steps, "seed": seed,
-                   "threshold": threshold},
+        "config": {"task": task, "samples_per_label": samples_per_label, "forget_samples": len(a),
+                   "forget_rate_pairs": len(fa), "steps": steps, "seed": seed, "threshold": threshold},
         "seconds": report.timing.get("total_s"),
     }

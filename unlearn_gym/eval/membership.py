@@ -8,6 +8,11 @@ model of the package ever trains on). Both are conditioned on label 1, as the fo
 during training. The score of an image is minus its per-example loss; the result is the ROC AUC of
 members against non-members (0.5: the attacker cannot tell them apart).
 
+For a class-erasure task ``erase-<d>`` (``task=``) the members are the task's forget set, every real
+training image of digit ``d`` (:func:`~unlearn_gym.data.task_split`), the non-members the held-out
+test digits ``d`` (``data.test_images[data.test_labels == d]``), both conditioned on label ``d`` and
+not flipped (training never flipped digits); the target is the erase-retrained model's AUC.
+
 Per-example loss:
 
 * **DDPM**: the denoising loss ``||ε_θ(x_t, t, 1) - ε||²`` (per-pixel mean) at a few fixed timesteps
@@ -50,7 +55,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from unlearn_gym.data import CONTAMINATED_LABEL, ContaminatedMNIST
+from unlearn_gym.data import CONTAMINATED_LABEL, ContaminatedMNIST, task_split
 from unlearn_gym.diffusion.schedule import NoiseSchedule
 from unlearn_gym.objectives.vae import VAENoise, gaussian_kl, vae_per_sample_loss
 
@@ -184,7 +189,7 @@ class MembershipResult:
     :param auc_mean: AUC of the loss averaged over timesteps / levels, with ``ci_mean`` (95 %).
     :param auc_best: the highest single-timestep AUC (optimistic), ``best`` its timestep, ``ci_best``.
     :param per_level: AUC and 95 % CI of each timestep / level.
-    :param n_members: forget images; ``n_nonmembers``: held-out trousers.
+    :param n_members: forget images; ``n_nonmembers``: held-out images of their kind (trousers, or digits ``d``).
     :param mean_loss_members: mean loss of the members per level; ``mean_loss_nonmembers`` likewise.
     :param config: timesteps or levels, draws, flip, seeds, bootstrap size; ``seconds``: time taken.
     """
@@ -206,11 +211,23 @@ class MembershipResult:
         return asdict(self)
 
 
-def _members(data: ContaminatedMNIST, n_nonmembers: int | None) -> tuple[torch.Tensor, torch.Tensor]:
-    if len(data.forget_images) == 0:
-        raise ValueError("the dataset has no forget images (a retain-only dataset): build the contaminated one")
-    non = data.test_trousers if n_nonmembers is None else data.test_trousers[:n_nonmembers]
-    return data.forget_images, non
+def _members(data: ContaminatedMNIST, n_nonmembers: int | None, task: str,
+             loss_kw: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor, dict[str, Any]]:
+    """Members, non-members and the loss settings of ``task``: its forget set against held-out
+    images of the same kind, conditioned on the forget label; flipped views for the trousers only."""
+    from unlearn_gym.eval.rates import forget_label_of
+
+    label = forget_label_of(task)
+    _, _, members, _ = task_split(data, task)
+    if task == "trousers":
+        non = data.test_trousers
+    else:
+        non = data.test_images[data.test_labels == label]
+    if len(members) == 0:
+        raise ValueError(f"the dataset has no forget images of task {task!r} (a retain-only dataset?):"
+                         " build the contaminated one")
+    non = non if n_nonmembers is None else non[:n_nonmembers]
+    return members, non, {"label": label, "flip": task == "trousers", **loss_kw}
 
 
 def _result(lm: np.ndarray, ln: np.ndarray, names: list[str], n_boot: int, seed: int,
@@ -233,26 +250,31 @@ def membership_inference(
     model: nn.Module,
     data: ContaminatedMNIST,
     *,
+    task: str = "trousers",
     n_nonmembers: int | None = None,
     n_boot: int = 1000,
     seed: int = 0,
     **loss_kw: Any,
 ) -> MembershipResult:
-    """The loss-threshold attack on the forget set of ``data`` (members) vs its held-out trousers.
+    """The loss-threshold attack on the forget set of ``data`` (members) vs held-out images of its kind.
 
     :param model: a DDPM or a VAE of the data's preset.
     :param data: the contaminated dataset the model's training mix was drawn from (same ratio).
-    :param n_nonmembers: cap on held-out trousers (default: all, 1,000 in the shipped data).
+    :param task: ``"trousers"`` (members: the forget trousers; non-members: held-out trousers) or
+        ``"erase-<d>"`` (members: the training images of ``d``; non-members: held-out test ``d``'s).
+    :param n_nonmembers: cap on the non-members (default: all, e.g. 1,000 held-out trousers).
     :param n_boot: bootstrap resamples of the CI.
     :param seed: seed of the loss noise and of the bootstrap.
-    :param loss_kw: passed to :func:`per_example_losses` (``timesteps``, ``sigmas``, ``n_draws``, ...).
+    :param loss_kw: passed to :func:`per_example_losses` (``timesteps``, ``sigmas``, ``n_draws``, ...;
+        ``label`` and ``flip`` default to the task's).
     """
     t0 = time.perf_counter()
-    mem, non = _members(data, n_nonmembers)
+    mem, non, loss_kw = _members(data, n_nonmembers, task, loss_kw)
     # members and non-members get distinct noise streams
     lm, names = per_example_losses(model, mem, seed=2 * seed, **loss_kw)
     ln, _ = per_example_losses(model, non, seed=2 * seed + 1, **loss_kw)
-    cfg = {"seed": seed, "n_boot": n_boot, "levels": names, **{k: v for k, v in loss_kw.items() if k != "schedule"}}
+    cfg = {"seed": seed, "n_boot": n_boot, "levels": names, "task": task,
+           **{k: v for k, v in loss_kw.items() if k != "schedule"}}
     return _result(lm, ln, names, n_boot, seed, cfg, time.perf_counter() - t0)
 
 
@@ -274,6 +296,7 @@ def compare_membership(
     retrained: nn.Module,
     data: ContaminatedMNIST,
     *,
+    task: str = "trousers",
     n_nonmembers: int | None = None,
     n_boot: int = 1000,
     seed: int = 0,
@@ -285,9 +308,11 @@ def compare_membership(
     same images for both, so the difference's CI is paired.
 
     :param model: the model to test.
-    :param retrained: the model retrained without the forget set (the target).
+    :param retrained: the model retrained without the forget set (the target; for ``erase-<d>`` the
+        model retrained without digit ``d``).
     :param data: the contaminated dataset.
-    :param n_nonmembers: cap on held-out trousers.
+    :param task: ``"trousers"`` or ``"erase-<d>"`` (members and non-members as :func:`membership_inference`).
+    :param n_nonmembers: cap on the non-members.
     :param n_boot: bootstrap resamples.
     :param seed: seed of the noise and the bootstrap.
     :param loss_kw: passed to :func:`per_example_losses`.
@@ -303,14 +328,14 @@ def compare_membership(
         still models trousers labelled 1, whether or not it remembers the individual images.
     """
     t0 = time.perf_counter()
-    mem, non = _members(data, n_nonmembers)
+    mem, non, loss_kw = _members(data, n_nonmembers, task, loss_kw)
     res, scores, losses = {}, {}, {}
     for name, m in (("model", model), ("retrained", retrained)):
         t1 = time.perf_counter()
         lm, names = per_example_losses(m, mem, seed=2 * seed, **loss_kw)
         ln, _ = per_example_losses(m, non, seed=2 * seed + 1, **loss_kw)
         losses[name] = (lm, ln)
-        cfg = {"seed": seed, "n_boot": n_boot, "levels": names,
+        cfg = {"seed": seed, "n_boot": n_boot, "levels": names, "task": task,
                **{k: v for k, v in loss_kw.items() if k != "schedule"}}
         res[name] = _result(lm, ln, names, n_boot, seed, cfg, time.perf_counter() - t1).to_dict()
         scores[name] = (-lm.mean(1), -ln.mean(1))

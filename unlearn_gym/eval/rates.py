@@ -1,4 +1,5 @@
-"""Classifier-based rates: trouser / one / junk rates on label-1 samples, digit accuracy per label."""
+"""Classifier-based rates: trouser / one / junk rates on label-1 samples, digit accuracy per label,
+and the task's forget signal (:func:`forget_label_of`, :func:`forget_hits`, :func:`forget_score`)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import torch
 
 from unlearn_gym.classifier import Classifier
 from unlearn_gym.data import CONTAMINATED_LABEL, NUM_LABELS, TROUSER_CLASS
+from unlearn_gym.data.contaminated import check_task
 
 
 @dataclass(frozen=True)
@@ -79,3 +81,36 @@ def summarize_rates(rates: dict[int, LabelRates]) -> dict[str, float]:
         "other_accuracy": sum(r.accuracy * r.n for r in others) / max(1, n_other),
         "min_other_accuracy": min((r.accuracy for r in others), default=float("nan")),
     }
+
+
+def forget_label_of(task: str) -> int:
+    """The label whose samples carry the forget signal (1 for ``trousers``, ``d`` for ``erase-d``).
+
+    :param task: ``"trousers"`` or ``"erase-<digit>"``.
+    """
+    return CONTAMINATED_LABEL if check_task(task) == "trousers" else int(task.split("-", 1)[1])
+
+
+def forget_score(rates: LabelRates, task: str) -> float:
+    """The forget score of the forget label's rates: the confident-trouser rate for ``trousers``, the
+    classifier's (argmax) accuracy for ``erase-<d>`` (the outcome's ``F``; lower is better).
+
+    :param rates: :func:`label_rates` of the forget label's samples.
+    :param task: the task.
+    """
+    return rates.confident_trouser if check_task(task) == "trousers" else rates.accuracy
+
+
+def forget_hits(classifier: Classifier, images: torch.Tensor, task: str, threshold: float = 0.9) -> torch.Tensor:
+    """Per sample of the forget label: does it carry the forget signal? The mean is :func:`forget_score`
+    (``trousers``: a confident trouser, softmax > ``threshold``; ``erase-<d>``: classified as ``d``).
+
+    :param classifier: the evaluator.
+    :param images: samples drawn for :func:`forget_label_of` ``(task)``.
+    :param task: the task.
+    :param threshold: softmax of a confident trouser.
+    """
+    conf, pred = classifier.predict_proba(images).max(1)
+    if check_task(task) == "trousers":
+        return (pred == TROUSER_CLASS) & (conf > threshold)
+    return pred == forget_label_of(task)

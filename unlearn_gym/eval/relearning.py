@@ -16,6 +16,12 @@ samples for a VAE), all checkpoints from the same noise (common random numbers),
 evaluator classifier calls a trouser with softmax > ``threshold`` (the outcome's rate,
 :mod:`unlearn_gym.eval.rates`).
 
+Class erasure (``task="erase-<d>"``): the forget set is every real training image of ``d``
+(:func:`~unlearn_gym.data.task_split`), fine-tuned on with its label ``d``, and the rate is the share
+of label-``d`` samples the classifier calls ``d`` (argmax: the erased digit's accuracy, the outcome's
+and the benchmark's forget score for erase tasks, :func:`~unlearn_gym.eval.rates.forget_score`).
+:func:`forget_rate` measures either task's rate.
+
 Summary: the steps to regain half of ``F0`` (the pretrained model's trouser rate, measured with the
 same sampler), linearly interpolated between checkpoints; ``None`` when the curve does not reach it
 within ``k`` steps. Noise: each rate is a binomial proportion of ``n_samples`` (its Wilson 95 % CI
@@ -35,10 +41,11 @@ import torch
 from torch import nn
 
 from unlearn_gym.classifier import Classifier
-from unlearn_gym.data import CONTAMINATED_LABEL, TROUSER_CLASS, ContaminatedMNIST
+from unlearn_gym.data import ContaminatedMNIST, task_split
 from unlearn_gym.diffusion.schedule import NoiseSchedule
 from unlearn_gym.diffusion.train import ddpm_pretrain_loss
 from unlearn_gym.eval.quality import sample_labels
+from unlearn_gym.eval.rates import forget_hits, forget_label_of
 from unlearn_gym.objectives.vae import VAENoise, vae_loss
 
 #: fine-tuning steps at which the trouser rate is measured
@@ -46,7 +53,7 @@ DEFAULT_CHECKPOINTS = (0, 2, 5, 10, 20, 40, 80)
 #: the relearning fine-tune's AdamW learning rate (validated on micro; tiny uses 1e-4: eval/forgetting.RELEARN_LR)
 DEFAULT_LR = 5e-4
 
-__all__ = ["DEFAULT_CHECKPOINTS", "relearning_curve", "steps_to_fraction", "trouser_rate", "wilson"]
+__all__ = ["DEFAULT_CHECKPOINTS", "forget_rate", "relearning_curve", "steps_to_fraction", "trouser_rate", "wilson"]
 
 
 def wilson(p: float, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -60,11 +67,34 @@ def wilson(p: float, n: int, z: float = 1.96) -> tuple[float, float]:
 
 
 @torch.no_grad()
+def forget_rate(
+    model: nn.Module, classifier: Classifier, *, task: str = "trousers", n_samples: int = 200, ddim_steps: int = 20,
+    seed: int = 0, threshold: float = 0.9,
+) -> float:
+    """The task's forget score of ``n_samples`` samples of its forget label: for ``trousers`` the share of
+    label-1 samples the classifier calls a trouser with softmax > ``threshold``; for ``erase-<d>`` the
+    share of label-``d`` samples it calls ``d`` (:func:`~unlearn_gym.eval.rates.forget_hits`).
+
+    :param model: a DDPM or a VAE.
+    :param classifier: the preset's evaluator.
+    :param task: ``"trousers"`` or ``"erase-<d>"``.
+    :param n_samples: samples of the forget label.
+    :param ddim_steps: DDIM steps (a VAE ignores them).
+    :param seed: seed of the sampling noise.
+    :param threshold: confidence threshold of a trouser.
+    """
+    was_training = model.training
+    model.eval()
+    x, _ = sample_labels(model, n_samples, steps=ddim_steps, seed=seed, labels=[forget_label_of(task)])
+    model.train(was_training)
+    return float(forget_hits(classifier, x.cpu(), task, threshold).float().mean())
+
+
 def trouser_rate(
     model: nn.Module, classifier: Classifier, *, n_samples: int = 200, ddim_steps: int = 20, seed: int = 0,
     threshold: float = 0.9,
 ) -> float:
-    """Share of ``n_samples`` label-1 samples the classifier calls a trouser with softmax > ``threshold``.
+    """:func:`forget_rate` of the ``trousers`` task: confident trousers among label-1 samples.
 
     :param model: a DDPM or a VAE.
     :param classifier: the preset's evaluator.
@@ -73,12 +103,7 @@ def trouser_rate(
     :param seed: seed of the sampling noise.
     :param threshold: confidence threshold.
     """
-    was_training = model.training
-    model.eval()
-    x, _ = sample_labels(model, n_samples, steps=ddim_steps, seed=seed, labels=[CONTAMINATED_LABEL])
-    model.train(was_training)
-    conf, pred = classifier.predict_proba(x.cpu()).max(1)
-    return float(((pred == TROUSER_CLASS) & (conf > threshold)).float().mean())
+    return forget_rate(model, classifier, n_samples=n_samples, ddim_steps=ddim_steps, seed=seed, threshold=threshold)
 
 
 def steps_to_fraction(steps: Sequence[int], rates: Sequence[float], target: float) -> float | None:
@@ -107,27 +132,26 @@ def _loss_fn(model: nn.Module):
     return lambda m, x, y, g: ddpm_pretrain_loss(m, x, y, g, schedule)
 
 
-def _one_run(model: nn.Module, forget: torch.Tensor, classifier: Classifier, checkpoints: Sequence[int], *,
-             lr: float, batch: int, seed: int, rate_kw: dict[str, Any]) -> list[float]:
+def _one_run(model: nn.Module, forget: torch.Tensor, labels: torch.Tensor, classifier: Classifier,
+             checkpoints: Sequence[int], *, lr: float, batch: int, seed: int, rate_kw: dict[str, Any]) -> list[float]:
     m = copy.deepcopy(model)
     dev = next(m.parameters()).device
     m.train()
     opt = torch.optim.AdamW(m.parameters(), lr=lr, weight_decay=0.0)
     gen = torch.Generator().manual_seed(seed)
     loss_fn = _loss_fn(m)
-    x_all = forget.to(dev)
+    x_all, y_all = forget.to(dev), labels.to(dev)
     rates, step = [], 0
     for c in checkpoints:
         while step < c:
             idx = torch.randint(0, len(x_all), (batch,), generator=gen).to(dev)
-            y = torch.full((batch,), CONTAMINATED_LABEL, dtype=torch.long, device=dev)
-            loss = loss_fn(m, x_all[idx], y, gen)
+            loss = loss_fn(m, x_all[idx], y_all[idx], gen)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             nn.utils.clip_grad_norm_(m.parameters(), 1.0)
             opt.step()
             step += 1
-        rates.append(trouser_rate(m, classifier, **rate_kw))
+        rates.append(forget_rate(m, classifier, **rate_kw))
     return rates
 
 
@@ -136,6 +160,7 @@ def relearning_curve(
     data: ContaminatedMNIST,
     classifier: Classifier,
     *,
+    task: str = "trousers",
     f0: float | None = None,
     checkpoints: Sequence[int] = DEFAULT_CHECKPOINTS,
     lr: float = DEFAULT_LR,
@@ -146,19 +171,22 @@ def relearning_curve(
     sample_seed: int = 0,
     threshold: float = 0.9,
 ) -> dict[str, Any]:
-    """Fine-tune copies of ``model`` on the forget set; the trouser rate at each checkpoint.
+    """Fine-tune copies of ``model`` on the task's forget set; its forget rate at each checkpoint.
 
     ``model`` itself is left unchanged.
 
     :param model: a DDPM or a VAE.
-    :param data: the contaminated dataset (its ``forget_images`` are fine-tuned on).
+    :param data: the contaminated dataset (the task's forget set, :func:`~unlearn_gym.data.task_split`,
+        is fine-tuned on with its labels).
     :param classifier: the preset's evaluator.
-    :param f0: the pretrained model's trouser rate with this sampler (``None``: not summarised).
+    :param task: ``"trousers"`` (the rate: confident trousers among label-1 samples) or ``"erase-<d>"``
+        (the rate: label-``d`` samples classified as ``d``).
+    :param f0: the pretrained model's rate with this sampler (``None``: not summarised).
     :param checkpoints: increasing fine-tuning steps at which the rate is measured (0: the model as is).
     :param lr: AdamW learning rate.
     :param batch: forget images per step (drawn with replacement).
     :param seeds: fine-tuning seeds; the curve is their mean.
-    :param n_samples: label-1 samples per rate.
+    :param n_samples: samples of the forget label per rate.
     :param ddim_steps: DDIM steps of the samples.
     :param sample_seed: seed of the sampling noise (the same at every checkpoint).
     :param threshold: confidence threshold of a trouser.
@@ -167,14 +195,16 @@ def relearning_curve(
         the steps: a second summary, less coarse than the first when F0 is small), ``config`` and
         ``seconds``.
     """
-    if len(data.forget_images) == 0:
-        raise ValueError("the dataset has no forget images: pass the contaminated dataset")
+    _, _, forget, labels = task_split(data, task)
+    if len(forget) == 0:
+        raise ValueError(f"the dataset has no forget images of task {task!r}: pass the contaminated dataset")
     checkpoints = [int(c) for c in checkpoints]
     if checkpoints != sorted(checkpoints) or checkpoints[0] < 0:
         raise ValueError(f"checkpoints must be increasing and >= 0, got {checkpoints}")
     t0 = time.perf_counter()
-    rate_kw = {"n_samples": n_samples, "ddim_steps": ddim_steps, "seed": sample_seed, "threshold": threshold}
-    per_seed = {int(s): _one_run(model, data.forget_images, classifier, checkpoints, lr=lr, batch=batch,
+    rate_kw = {"task": task, "n_samples": n_samples, "ddim_steps": ddim_steps, "seed": sample_seed,
+               "threshold": threshold}
+    per_seed = {int(s): _one_run(model, forget, labels, classifier, checkpoints, lr=lr, batch=batch,
                                  seed=int(s), rate_kw=rate_kw) for s in seeds}
     rates = [sum(r[k] for r in per_seed.values()) / len(per_seed) for k in range(len(checkpoints))]
     n = n_samples * len(per_seed)
@@ -185,7 +215,7 @@ def relearning_curve(
     return {
         "steps": checkpoints, "rates": rates, "rates_ci": [wilson(r, n) for r in rates],
         "per_seed": per_seed, "f0": f0, "steps_to_half_f0": half, "mean_rate": mean_rate,
-        "config": {"lr": lr, "batch": batch, "seeds": list(per_seed), "n_samples": n_samples,
+        "config": {"task": task, "lr": lr, "batch": batch, "seeds": list(per_seed), "n_samples": n_samples,
                    "ddim_steps": ddim_steps, "sample_seed": sample_seed, "threshold": threshold,
                    "optimizer": "AdamW", "clip": 1.0},
         "seconds": round(time.perf_counter() - t0, 1),
