@@ -25,6 +25,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from unlearn_gym.episodes import ENV_ID, EpisodeRunner, mean_outcome
+from unlearn_gym.policies import Policy
 from unlearn_gym.tuned import SPACES, make_policy
 
 __all__ = ["ENV_ID", "EpisodeRunner", "mean_outcome", "search", "summary"]
@@ -33,7 +34,9 @@ def search(family: str, instances: Sequence[str], seeds: Sequence[int], trials: 
            sampler_seed: int = 0, select_seeds: Sequence[int] = (), top_k: int = 3,
            runner: EpisodeRunner | None = None, env_kwargs: dict[str, Any] | None = None,
            log: Callable[[str], None] | None = None, ray: bool = False, ray_address: str | None = None,
-           workers: int = 2) -> dict[str, Any]:
+           workers: int = 2, enqueue: Sequence[dict[str, float]] = (),
+           space: dict[str, tuple[float, float]] | None = None,
+           factory: Callable[[dict[str, float]], Policy] | None = None) -> dict[str, Any]:
     """TPE search of ``family``'s parameters (box :data:`unlearn_gym.tuned.SPACES`).
 
     :param family: ``"constant"``, ``"schedule"`` or ``"feedback"``.
@@ -50,6 +53,11 @@ def search(family: str, instances: Sequence[str], seeds: Sequence[int], trials: 
         the selection stage runs here.
     :param ray_address: a Ray cluster to join (``None``: a local Ray with ``workers`` CPUs).
     :param workers: Ray Tune trials at once.
+    :param enqueue: parameter sets tried first (Optuna ``enqueue_trial``; they count as trials), e.g. a
+        set's constant as the first trial of a per-instance search; not with ``ray``.
+    :param space: a parameter box for a family outside :data:`unlearn_gym.tuned.SPACES` (with
+        ``factory``; ``family`` is then only its label); not with ``ray``.
+    :param factory: ``factory(params) -> Policy`` for ``space``.
     :returns: ``family``, ``params`` (the chosen), ``value`` (its mean outcome over all its episodes),
         ``trials`` (every trial's params, value and rows), ``selection``, ``budget`` (trials,
         episodes of the search and of the selection), ``seeds``, ``select_seeds``, ``instances``,
@@ -59,15 +67,22 @@ def search(family: str, instances: Sequence[str], seeds: Sequence[int], trials: 
         import optuna
     except ImportError as e:  # pragma: no cover - depends on the install
         raise ImportError("the search needs optuna: pip install 'unlearn-gym[tune]'") from e
-    if family not in SPACES:
+    if (space is None) != (factory is None):
+        raise ValueError("pass space and factory together")
+    if space is None and family not in SPACES:
         raise ValueError(f"unknown family {family!r}; known: {sorted(SPACES)}")
     if trials < 1:
         raise ValueError(f"trials must be >= 1, got {trials}")
+    if (enqueue or space is not None) and ray:
+        raise ValueError("enqueue, space and factory are not supported with ray")
     runner = runner or EpisodeRunner(env_kwargs)
-    space = SPACES[family]
+    space = SPACES[family] if space is None else space
+    make = (lambda p: make_policy(family, p)) if factory is None else factory
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     sampler = optuna.samplers.TPESampler(seed=sampler_seed)
     study = optuna.create_study(direction="maximize", sampler=sampler)
+    for params in enqueue:
+        study.enqueue_trial(dict(params))
     records: list[dict[str, Any]] = []
     t0 = time.perf_counter()
     if ray:
@@ -81,7 +96,7 @@ def search(family: str, instances: Sequence[str], seeds: Sequence[int], trials: 
 
     def objective(trial: Any) -> float:
         params = {k: trial.suggest_float(k, lo, hi) for k, (lo, hi) in space.items()}
-        rows = runner.evaluate(make_policy(family, params), instances, seeds)
+        rows = runner.evaluate(make(params), instances, seeds)
         value = mean_outcome(rows)
         records.append({"number": trial.number, "params": params, "value": value, "rows": rows})
         if log:
@@ -96,7 +111,7 @@ def search(family: str, instances: Sequence[str], seeds: Sequence[int], trials: 
     candidates = []
     if select_seeds:
         for rec in ranked[:top_k]:
-            extra = runner.evaluate(make_policy(family, rec["params"]), instances, select_seeds)
+            extra = runner.evaluate(make(rec["params"]), instances, select_seeds)
             candidates.append({"number": rec["number"], "params": rec["params"], "search_value": rec["value"],
                                "select_value": mean_outcome(extra), "value": mean_outcome(rec["rows"] + extra),
                                "rows": extra})
