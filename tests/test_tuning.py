@@ -58,6 +58,24 @@ def test_search_runs_and_returns_params():
         search("nope", ["toy"], seeds=[0], trials=1, runner=runner)
 
 
+def test_search_enqueue_and_custom_family():
+    from unlearn_gym.tuning import EpisodeRunner, search
+
+    runner = EpisodeRunner(make_env=_toy_env)
+    res = search("constant", ["toy"], seeds=[1000], trials=2, runner=runner, enqueue=[{"lam": 0.25, "rho": -0.5}])
+    assert res["trials"][0]["params"] == {"lam": 0.25, "rho": -0.5}
+    made = []
+
+    def factory(p):
+        made.append(p)
+        return TunedConstant(lam=p["a"], rho=-p["a"])
+
+    res = search("mine", ["toy"], seeds=[1000], trials=2, runner=runner, space={"a": (-0.5, 0.5)}, factory=factory)
+    assert set(res["params"]) == {"a"} and len(made) == 2 and -0.5 <= res["params"]["a"] <= 0.5
+    with pytest.raises(ValueError, match="together"):
+        search("mine", ["toy"], seeds=[1000], trials=1, runner=runner, space={"a": (0.0, 1.0)})
+
+
 @pytest.mark.parametrize("family", sorted(SPACES))
 def test_policies_valid_and_deterministic(family):
     env = _toy_env("toy")
