@@ -21,6 +21,7 @@ from collections.abc import Sequence
 
 import torch
 from torch.func import functional_call, vjp, vmap
+from torch.optim.adamw import adamw
 
 from unlearn_gym.envs.dynamics import Shared
 from unlearn_gym.envs.state import RunState
@@ -179,10 +180,10 @@ def batched_siss_update(shared: Shared, stack: StackedRuns, idx: Sequence[int], 
         sx = elements / retain_norm if retain_norm > 0 else 0.0
         sa = elements / forget_norm if forget_norm > 0 else 0.0
 
-    def sq(gs):  # per run: the squared norm over every parameter (one fused kernel per tensor)
-        return sum(torch.linalg.vecdot(g.flatten(1), g.flatten(1)) for g in gs.values())
+    def norm(gs):  # per run: the norm over every parameter (the norm of the per-tensor norms, as torch's clip)
+        return torch.stack([torch.linalg.vector_norm(g.flatten(1), dim=1) for g in gs.values()], 1).norm(dim=1)
 
-    nx, na = sq(g_x).sqrt(), sq(g_a).sqrt()
+    nx, na = norm(g_x), norm(g_a)
     dot = sum(torch.linalg.vecdot(g_x[n].flatten(1), g_a[n].flatten(1)) for n in names)
     scale_t = torch.tensor(list(scales), dtype=nx.dtype)
     ex, ea = sx * nx, sa * na
@@ -197,14 +198,14 @@ def batched_siss_update(shared: Shared, stack: StackedRuns, idx: Sequence[int], 
 
     fc = sign * coef * sa
     combined = {n: torch.addcmul(g_x[n] * sx if sx != 1.0 else g_x[n], per_run(fc, g_a[n]), g_a[n]) for n in names}
-    total = sq(combined).sqrt()
+    total = norm(combined)
     clip = torch.ones_like(total)
     if c.max_grad_norm is not None:  # scale each run's combined gradient in place
         clip = torch.where(total > c.max_grad_norm, c.max_grad_norm / (total + 1e-6), clip)
         for n in names:
             combined[n].mul_(per_run(clip, combined[n]))
     grads = combined
-    _adamw(stack, sel, states[0].optimizer, params, grads)
+    _adamw(stack, idx, states[0].optimizer, grads)
     # floats, once
     cols = [loss, retain, forget, nx, na, dot, coef, total, clip, *stats.values()]
     rows = torch.stack([v.double() for v in cols], 1).tolist()
@@ -222,41 +223,38 @@ def batched_siss_update(shared: Shared, stack: StackedRuns, idx: Sequence[int], 
     return out
 
 
-def _adamw(stack: StackedRuns, sel: torch.Tensor | None, opt: torch.optim.Optimizer,
-           params: dict[str, torch.Tensor], grads: dict[str, torch.Tensor]) -> None:
+def _spans(idx: Sequence[int], steps: Sequence[float]) -> list[tuple[int, int]]:
+    """The runs ``idx`` cut into spans ``[lo, hi)`` of positions whose runs are consecutive in the
+    stack and have taken the same number of AdamW steps (one fused AdamW call each)."""
+    out, lo = [], 0
+    for k in range(1, len(idx) + 1):
+        if k == len(idx) or idx[k] != idx[k - 1] + 1 or steps[idx[k]] != steps[idx[lo]]:
+            out.append((lo, k))
+            lo = k
+    return out
+
+
+def _adamw(stack: StackedRuns, idx: Sequence[int], opt: torch.optim.Optimizer,
+           grads: dict[str, torch.Tensor]) -> None:
     """torch's AdamW step on the stacked tensors (each run's own step count and moments), in place.
 
+    Runs that are neighbours in the stack and have taken as many steps share their bias corrections,
+    so each such span is one call of torch's fused AdamW on views of the stack (one pass over the
+    parameters, moments and gradients; usually one span: the copies reset together).
+
     :param stack: the stacked runs.
-    :param sel: the indices of the runs that step (``None``: all, in order).
+    :param idx: the indices of the runs that step (in any order; increasing makes the fewest spans).
     :param opt: one of their optimizers (for lr, weight decay, betas, eps: one bundle's settings).
-    :param params: their stacked parameters (``stack.params`` itself when ``sel`` is ``None``).
-    :param grads: their gradients.
+    :param grads: their gradients, ``(len(idx), ...)`` per parameter.
     """
     group = opt.param_groups[0]
-    lr, wd, (b1, b2), eps = group["lr"], group["weight_decay"], group["betas"], group["eps"]
-    rows = stack.step if sel is None else stack.step.index_select(0, sel)
-    step = rows[:, 0].double() + 1.0  # every parameter of a run has taken the same number of steps
-    bc1 = 1.0 - b1 ** step
-    bc2_sqrt = (1.0 - b2 ** step).sqrt()
-    step_size = (lr / bc1).float()
-    bc2s = bc2_sqrt.float()
+    (b1, b2), names = group["betas"], stack.names
+    steps = stack.step[:, 0].tolist()  # every parameter of a run has taken the same number of steps
     with torch.no_grad():
-        for n in stack.names:
-            p, g = params[n], grads[n]
-            m = stack.exp_avg[n] if sel is None else stack.exp_avg[n].index_select(0, sel)
-            v = stack.exp_avg_sq[n] if sel is None else stack.exp_avg_sq[n].index_select(0, sel)
-            view = (-1, *([1] * (p.dim() - 1)))
-            if wd:
-                p.mul_(1 - lr * wd)
-            m.lerp_(g, 1 - b1)
-            v.mul_(b2).addcmul_(g, g, value=1 - b2)
-            denom = (v.sqrt() / bc2s.view(view)).add_(eps)
-            p.sub_((m / denom).mul_(step_size.view(view)))  # torch: p.addcdiv_(m, denom, value=-step_size)
-            if sel is not None:  # write the stepped runs back into the stack
-                stack.params[n].index_copy_(0, sel, p)
-                stack.exp_avg[n].index_copy_(0, sel, m)
-                stack.exp_avg_sq[n].index_copy_(0, sel, v)
-        if sel is None:
-            stack.step.add_(1.0)
-        else:
-            stack.step.index_copy_(0, sel, rows + 1.0)
+        for lo, hi in _spans(idx, steps):
+            rows = slice(idx[lo], idx[lo] + hi - lo)
+            adamw([stack.params[n][rows] for n in names], [grads[n][lo:hi].contiguous() for n in names],
+                  [stack.exp_avg[n][rows] for n in names], [stack.exp_avg_sq[n][rows] for n in names], [],
+                  [torch.tensor(steps[idx[lo]]) for _ in names], fused=True, amsgrad=False, beta1=b1, beta2=b2,
+                  lr=group["lr"], weight_decay=group["weight_decay"], eps=group["eps"], maximize=False)
+            stack.step[rows] += 1.0
