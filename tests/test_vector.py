@@ -274,3 +274,48 @@ def test_copies_ending_together_are_scored_as_one_computation():
     assert ia["_outcome"].all() and ib["_outcome"].all()
     np.testing.assert_allclose(ib["outcome"]["outcome"], ia["outcome"]["outcome"], atol=2 / SMALL["n_forget"] + 1e-9)
     assert gym.make_vec(MICRO, num_envs=1, outcome=False).unwrapped.batched_scores == "auto"
+
+
+def test_merged_infos_are_gymnasiums_add_info():
+    """The vector env merges its copies' infos key by key: the same arrays, dtypes and masks as
+    gymnasium's ``_add_info`` copy by copy (keys missing in some copies, nested dicts, arrays, objects)."""
+    env = gym.make_vec(VAE, num_envs=4, batch_size=8, outcome=False).unwrapped
+    infos = [{"step": 1, "lambda": 0.5, "ok": True, "stats": {"L_x": 1.0, "w": np.ones(2)}, "name": "a"},
+             {"lambda": 2, "outcome": {"outcome": 0.25, "instance": {"n": "x"}}, "step": 3},
+             {"step": 2.7, "mixed": {"d": 1}, "ok": False, "name": ("t", 1)},
+             {"mixed": 5.0, "stats": {"w": np.zeros(2)}}]
+    envs = [0, 1, 3]
+    ref: dict = {}
+    for i, info in zip(envs, infos[:3]):
+        ref = env._add_info(ref, info, i)
+    ours = env._merge_infos(infos[:3], envs)
+    assert list(ours) == list(ref)
+    la, lb = _leaves(ours), _leaves(ref)
+    assert list(la) == list(lb)
+    for k in la:
+        assert la[k].dtype == lb[k].dtype, k
+        np.testing.assert_array_equal(la[k], lb[k], err_msg=k)
+    # a key that is a dict in one copy and a number in a later one: whatever _add_info makes of it
+    mixed = env._add_info(env._add_info({}, infos[2], 0), infos[3], 1)
+    assert str(env._merge_infos(infos[2:], [0, 1])) == str(mixed)
+
+
+@pytest.mark.parametrize("pairing", ["drawn", "same-label"])
+def test_sample_many_is_each_generators_sample(pairing):
+    """The batched update gathers all runs' batches at once: the same numbers as one sample per generator."""
+    from unlearn_gym.objectives.batches import PairSampler
+
+    g = torch.Generator().manual_seed(0)
+    rx, ry = torch.randn(20, 1, 4, 4, generator=g), torch.tensor([0, 1, 2, 3] * 5)
+    fx, fy = torch.randn(5, 1, 4, 4, generator=g), torch.full((5,), 3)
+    sampler = PairSampler(rx, ry, fx, fy, 6, pairing)
+    gens = [torch.Generator().manual_seed(s) for s in (1, 2, 3)]
+    many = sampler.sample_many(gens)
+    after_many = [torch.rand(2, generator=gen) for gen in gens]  # the generators moved on as sample moves them
+    gens = [torch.Generator().manual_seed(s) for s in (1, 2, 3)]
+    ones = [sampler.sample(gen) for gen in gens]
+    for k in ("x", "y_x", "a", "y_a") + (("x_other", "y_other") if pairing == "same-label" else ()):
+        assert torch.equal(getattr(many, k), torch.stack([getattr(b, k) for b in ones])), k
+    assert (many.x_other is None) == (pairing == "drawn") and many.coef_x == ones[0].coef_x
+    for gen, after in zip(gens, after_many):
+        assert torch.equal(torch.rand(2, generator=gen), after)

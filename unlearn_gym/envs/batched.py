@@ -52,19 +52,24 @@ class _Functional:
         return self._model.prior_latents(noise)
 
 
-def _draws(shared: Shared, st: RunState) -> tuple[SISSBatch, dict[str, torch.Tensor]]:
-    """A run's batch and random inputs, drawn from its generator in the single env's order."""
+def _random_inputs(shared: Shared, g: torch.Generator, shape: torch.Size,
+                   device: torch.device) -> dict[str, torch.Tensor]:
+    """A run's noise (and timesteps), drawn from its generator after its batch, in the single env's order.
+
+    :param shared: the run's shared bundle.
+    :param g: the run's generator.
+    :param shape: the shape of one batch of images.
+    :param device: where the batch lives.
+    """
     from unlearn_gym.device import rand, randn
 
-    batch = shared.sampler.sample(st.generator)
-    x, dev, g = batch.x, batch.x.device, st.generator
     if isinstance(shared.schedule, VAENoise):  # ε, u, ξ (vae_siss_terms)
-        noise = randn(x.shape, g, dev)
-        u = rand((x.shape[0],), g, dev)
-        return batch, {"noise": noise, "u": u, "xi": randn(x.shape, g, dev)}
-    t = shared.schedule.sample_timesteps(x.shape[0], g, dev)  # t, ε, u (siss_terms)
-    noise = randn(x.shape, g, dev)
-    return batch, {"t": t, "noise": noise, "u": rand((x.shape[0],), g, dev)}
+        noise = randn(shape, g, device)
+        u = rand(shape[:1], g, device)
+        return {"noise": noise, "u": u, "xi": randn(shape, g, device)}
+    t = shared.schedule.sample_timesteps(shape[0], g, device)  # t, ε, u (siss_terms)
+    noise = randn(shape, g, device)
+    return {"t": t, "noise": noise, "u": rand(shape[:1], g, device)}
 
 
 class StackedRuns:
@@ -147,11 +152,11 @@ def batched_siss_update(shared: Shared, stack: StackedRuns, idx: Sequence[int], 
     names = stack.names
     whole = idx == list(range(len(stack.states)))
     sel = None if whole else torch.tensor(idx)
-    draws = [_draws(shared, st) for st in states]
-    batch_keys = ("x", "y_x", "a", "y_a")
-    stacked_batch = {key: torch.stack([getattr(b, key) for b, _ in draws]) for key in batch_keys}
-    crn_keys = tuple(draws[0][1])
-    stacked_crn = {key: torch.stack([d[key] for _, d in draws]) for key in crn_keys}
+    # each run draws its batch, then its noise, from its own generator (the single env's order)
+    drawn = shared.sampler.sample_many([st.generator for st in states])
+    stacked_batch = {"x": drawn.x, "y_x": drawn.y_x, "a": drawn.a, "y_a": drawn.y_a}
+    crns = [_random_inputs(shared, st.generator, drawn.x.shape[1:], drawn.x.device) for st in states]
+    stacked_crn = {key: torch.stack([d[key] for d in crns]) for key in crns[0]}
     params = stack.params if whole else {n: t.index_select(0, sel) for n, t in stack.params.items()}
     buffers = {n: b for n, b in base.named_buffers()}
     lam_t = torch.tensor(list(lams), dtype=torch.float64)

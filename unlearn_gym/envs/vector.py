@@ -27,6 +27,7 @@ computed per copy.
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import numpy as np
@@ -239,12 +240,13 @@ class SISSUnlearnVectorEnv(VectorEnv):
         if inst is not None and self.names is None:
             raise ValueError("options['instance'] needs an env made with instances=")
         names = [inst] * n if inst is None or isinstance(inst, str) else list(inst)
-        infos: dict[str, Any] = {}
-        for i in np.flatnonzero(mask):
-            self._obs[i], info = self._reset_copy(int(i), seeds[i], names[i])
+        envs = [int(i) for i in np.flatnonzero(mask)]
+        infos = []
+        for i in envs:
+            self._obs[i], info = self._reset_copy(i, seeds[i], names[i])
             self._terminations[i] = self._truncations[i] = self._autoreset_envs[i] = False
-            infos = self._add_info(infos, info, int(i))
-        return self._obs.copy(), infos
+            infos.append(info)
+        return self._obs.copy(), self._merge_infos(infos, envs)
 
     def step(self, actions: np.ndarray):
         """Step every copy; a copy whose episode ended on the previous step is reset instead (NEXT_STEP).
@@ -277,12 +279,46 @@ class SISSUnlearnVectorEnv(VectorEnv):
             scores = _score_together(self, shared, group, upds)
             for (i, lam, sc), upd in zip(group, upds):
                 results[i] = finish_step(shared, self.states[i], upd, lam, sc, score=scores.get(i))
-        infos: dict[str, Any] = {}
+        infos = []
         for i in range(self.num_envs):
             (self._obs[i], self._rewards[i], self._terminations[i], self._truncations[i], info) = results[i]
-            infos = self._add_info(infos, info, i)
+            infos.append(info)
+        infos = self._merge_infos(infos, range(self.num_envs))
         self._autoreset_envs = np.logical_or(self._terminations, self._truncations)
         return self._obs.copy(), self._rewards.copy(), self._terminations.copy(), self._truncations.copy(), infos
+
+    def _merge_infos(self, infos: Sequence[dict[str, Any]], envs: Sequence[int]) -> dict[str, Any]:
+        """What ``VectorEnv._add_info`` makes of these copies' infos, built key by key instead of copy by copy.
+
+        The same dict of arrays with ``_key`` masks (keys in order of first appearance, nested dicts
+        merged alike); each array is the one ``_add_info`` makes for the key's first value, filled
+        element by element as ``_add_info`` fills it. A key that is a dict in some infos only goes
+        through ``_add_info`` copy by copy.
+
+        :param infos: the copies' info dicts.
+        :param envs: their copy indices, in the same order.
+        """
+        out: dict[str, Any] = {}
+        for key in dict.fromkeys(k for info in infos for k in info):
+            has = [(i, info[key]) for i, info in zip(envs, infos) if key in info]
+            nested = [isinstance(v, dict) for _, v in has]
+            if key != "final_obs" and all(nested):
+                array = self._merge_infos([v for _, v in has], [i for i, _ in has])
+                mask = np.zeros(self.num_envs, dtype=np.bool_)
+                mask[[i for i, _ in has]] = True
+            elif key != "final_obs" and not any(nested):
+                first = self._add_info({}, {key: has[0][1]}, has[0][0])  # gymnasium's array for the type
+                array, mask = first[key], first[f"_{key}"]
+                for i, v in has[1:]:
+                    array[i] = v
+                    mask[i] = True
+            else:
+                merged: dict[str, Any] = {}
+                for i, v in has:
+                    merged = self._add_info(merged, {key: v}, i)
+                array, mask = merged[key], merged[f"_{key}"]
+            out[key], out[f"_{key}"] = array, mask
+        return out
 
 
 def _score_together(env: SISSUnlearnVectorEnv, shared: Shared, group: list[tuple[int, float, float]],

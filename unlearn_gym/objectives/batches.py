@@ -7,6 +7,7 @@ that fix the loss coefficients, so the objectives never see a dataset.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -139,12 +140,35 @@ class PairSampler:
         :param generator: the caller's random source.
         :param size: number of pairs (default ``B``).
         """
-        b = size or self.batch_size
+        return self._gather(*self._indices(generator, size or self.batch_size))
+
+    def sample_many(self, generators: Sequence[torch.Generator]) -> SISSBatch:
+        """:meth:`sample` of each generator (``B`` pairs), stacked along a new first axis ``(K, B, ...)``.
+
+        Each generator draws what :meth:`sample` draws from it (the same numbers); the images are
+        gathered once for all (the batched update of the native vector env).
+
+        :param generators: one random source per batch.
+        """
+        drawn = [self._indices(g, self.batch_size) for g in generators]
+        ix, ia = (torch.stack([d[k] for d in drawn]) for k in (0, 1))
+        io = torch.stack([d[2] for d in drawn]) if self.other_images is not None else None
+        return self._gather(ix, ia, io)
+
+    def _indices(self, generator: torch.Generator, b: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """One batch's indices into the x pool, the forget set and (``same-label``) the other labels,
+        drawn in that order."""
         ix = randint(0, len(self.pool_x), (b,), generator, self.device)
         ia = randint(0, len(self.forget_images), (b,), generator, self.device)
-        x_other = y_other = None
+        io = None
         if self.other_images is not None:
             io = randint(0, len(self.other_images), (b,), generator, self.device)
+        return ix, ia, io
+
+    def _gather(self, ix: torch.Tensor, ia: torch.Tensor, io: torch.Tensor | None) -> SISSBatch:
+        """The batch at these indices (of any shape: the images get it as leading axes)."""
+        x_other = y_other = None
+        if io is not None:
             x_other, y_other = self.other_images[io], self.other_labels[io]
         return SISSBatch(
             x=self.pool_x[ix], y_x=self.pool_y[ix], a=self.forget_images[ia], y_a=self.forget_labels[ia],
