@@ -202,15 +202,20 @@ def batched_siss_update(shared: Shared, stack: StackedRuns, idx: Sequence[int], 
         return v.view(-1, *([1] * (like.dim() - 1)))
 
     fc = sign * coef * sa
-    combined = {n: torch.addcmul(g_x[n] * sx if sx != 1.0 else g_x[n], per_run(fc, g_a[n]), g_a[n]) for n in names}
+
+    def into_retain(n):  # the combined gradient in g_x's own memory (fresh from vjp, not needed after)
+        gx = g_x[n] if g_x[n].is_contiguous() else g_x[n].contiguous()
+        return (gx.mul_(sx) if sx != 1.0 else gx).addcmul_(per_run(fc, g_a[n]), g_a[n])
+
+    combined = {n: into_retain(n) for n in names}
     total = norm(combined)
     clip = torch.ones_like(total)
     if c.max_grad_norm is not None:  # scale each run's combined gradient in place
         clip = torch.where(total > c.max_grad_norm, c.max_grad_norm / (total + 1e-6), clip)
-        for n in names:
-            combined[n].mul_(per_run(clip, combined[n]))
-    grads = combined
-    _adamw(stack, idx, states[0].optimizer, grads)
+        if bool((clip != 1.0).any()):  # (a factor of 1 changes nothing: no pass when no run clips)
+            for n in names:
+                combined[n].mul_(per_run(clip, combined[n]))
+    _adamw(stack, idx, states[0].optimizer, combined)
     # floats, once
     cols = [loss, retain, forget, nx, na, dot, coef, total, clip, *stats.values()]
     rows = torch.stack([v.double() for v in cols], 1).tolist()
