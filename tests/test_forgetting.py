@@ -177,3 +177,134 @@ def test_tiny_relearns_at_its_own_learning_rate(monkeypatch):
             fg.forget_tests(torch.nn.Linear(1, 1), preset, classifier=object(), retrained=torch.nn.Linear(1, 1),
                             pretrained=torch.nn.Linear(1, 1), data=object(), relearn_kw=kw)
         assert seen and all(lr == want for lr in seen), (preset, seen)
+
+
+# --- erase-<d> tasks: the reference retrained without digit d (the shipped micro erase-7 asset) ---------------
+
+ERASE = "erase-7"
+
+
+def _toy_forget_defaults(monkeypatch):
+    from unlearn_gym.eval import forgetting
+
+    monkeypatch.setattr(forgetting, "MEMBERSHIP_DEFAULTS",
+                        {"n_nonmembers": 10, "n_boot": 20, "n_draws": 1, "timesteps": (100,)})
+    monkeypatch.setattr(forgetting, "RELEARN_DEFAULTS", {"checkpoints": (0, 3), "n_samples": 8, "ddim_steps": 2,
+                                                         "batch": 4})
+
+
+def test_erase_membership_members_are_the_digits_training_images_against_held_out_ones():
+    from unlearn_gym.data import task_split
+
+    data = build_contaminated_mnist("micro")
+    model = load_pretrained("micro")
+    _, _, forget, forget_labels = task_split(data, ERASE)
+    res = membership_inference(model, data, task=ERASE, n_boot=20, **TOY_LOSS)
+    assert res.n_members == len(forget) == int((data.retain_labels == 7).sum()) and (forget_labels == 7).all()
+    assert res.n_nonmembers == int((data.test_labels == 7).sum()) > 0
+    assert res.config["label"] == 7 and res.config["flip"] is False and res.config["task"] == ERASE
+    # the members' losses are those of the digit-7 training images conditioned on 7, unflipped
+    direct, _ = per_example_losses(model, forget, label=7, flip=False, seed=0, **TOY_LOSS)
+    assert res.mean_loss_members == pytest.approx(dict(zip(["t=50", "t=200"], direct.mean(0).tolist())))
+    trousers = membership_inference(model, data, n_nonmembers=10, n_boot=20, **TOY_LOSS)
+    assert trousers.n_members == data.meta["n_forget"] and trousers.config["label"] == 1 and trousers.config["flip"]
+    retrained = load_pretrained("micro", variant="retrained", task=ERASE)
+    cmp = compare_membership(model, retrained, data, task=ERASE, n_nonmembers=10, n_boot=20, **TOY_LOSS)
+    assert cmp["model"]["n_members"] == len(forget) and cmp["model"]["n_nonmembers"] == 10
+    # the model that never saw a 7 fits the 7s worse than the pretrained model
+    assert cmp["forget_loss_ratio"]["ratio"] < 1.0
+
+
+def test_erase_relearning_records_the_erased_digits_rate():
+    from unlearn_gym.eval.rates import forget_hits, forget_score, label_rates
+    from unlearn_gym.eval.relearning import forget_rate
+
+    data = build_contaminated_mnist("micro")
+    clf = load_classifier("micro")
+    model = load_pretrained("micro")
+    kw = {"n_samples": 16, "ddim_steps": 3}
+    res = relearning_curve(model, data, clf, task=ERASE, f0=0.9, checkpoints=(0, 2), batch=8, **kw)
+    assert res["config"]["task"] == ERASE and res["steps"] == [0, 2]
+    assert res["rates"][0] == forget_rate(model, clf, task=ERASE, **kw)
+    # the rate is the outcome's forget score of erase tasks: label-7 samples classified 7 (argmax)
+    from unlearn_gym.eval.quality import sample_labels
+
+    x, y = sample_labels(model, 16, steps=3, seed=0, labels=[7])
+    assert forget_hits(clf, x, ERASE).float().mean().item() == pytest.approx(res["rates"][0])
+    assert forget_score(label_rates(clf, x, y)[7], ERASE) == pytest.approx(res["rates"][0])
+    retrained = load_pretrained("micro", variant="retrained", task=ERASE)
+    assert forget_rate(retrained, clf, task=ERASE, **kw) < res["rates"][0]  # it never saw a 7
+
+
+def test_checkpoint_task_ratio_reads_the_sidecar():
+    from unlearn_gym.eval.forgetting import checkpoint_task_ratio, forget_rate_name
+
+    assert checkpoint_task_ratio("pretrained") == ("trousers", 0.1)
+    assert checkpoint_task_ratio(asset_path("ddpm", "micro", 0.1, "retrained", ERASE)) == (ERASE, 0.1)
+    assert checkpoint_task_ratio(asset_path("ddpm", "micro", 0.5, "pretrained")) == ("trousers", 0.5)
+    assert forget_rate_name(ERASE) == "digit-7 rate" and forget_rate_name("trousers") == "trouser rate"
+
+
+def test_cli_forget_tests_on_an_erase_model(tmp_path, monkeypatch, capsys):
+    """The erase-7 retrained model's own checkpoint: the task comes from its sidecar; it is its reference."""
+    from unlearn_gym.cli import main
+
+    _toy_forget_defaults(monkeypatch)
+    out = tmp_path / "eval"
+    ckpt = str(asset_path("ddpm", "micro", 0.1, "retrained", ERASE))
+    assert main(["evaluate", ckpt, "--samples", "4", "--forget-samples", "8", "--steps", "2", "--quiet",
+                 "--out", str(out), "--forget-tests"]) == 0
+    res = json.loads((out / "forget_tests.json").read_text())
+    assert res["config"]["task"] == ERASE and res["config"]["ratio"] == 0.1
+    assert res["membership"]["difference"]["auc_mean"] == 0.0  # the reference against itself
+    assert res["membership"]["model"]["config"]["label"] == 7
+    assert res["relearning"]["model"]["config"]["task"] == ERASE
+    assert res["distance"]["config"]["forget_rate_pairs"] == 4  # --samples label-7 pairs
+    assert res["distance"]["difference"]["forget_rate"]["value"] == 0.0
+    text = capsys.readouterr().out
+    assert "digit-7 rate" in text and "retrained without the erase-7 forget set" in text
+    assert "## Relearning (digit-7 rate" in (out / "forget_tests.md").read_text()
+
+
+def test_cli_forget_tests_of_a_task_without_a_reference_fail_early(tmp_path, capsys):
+    from unlearn_gym.cli import main
+
+    out = tmp_path / "eval"
+    assert main(["evaluate", "pretrained", "--preset", "micro", "--quiet", "--out", str(out), "--forget-tests",
+                 "--task", "erase-2"]) == 2
+    assert "--retain-only --task erase-2" in capsys.readouterr().err
+    assert not (out / "metrics.json").exists()  # failed before the evaluation ran
+
+
+def test_forget_tests_of_erase_pretrained_use_the_erase_reference(monkeypatch, load_pretrained_calls):
+    from unlearn_gym.eval.forgetting import forget_tests
+
+    _toy_forget_defaults(monkeypatch)
+    res = forget_tests(load_pretrained("micro"), "micro", task=ERASE,
+                       distance_kw={"samples_per_label": 4, "forget_samples": 8, "steps": 2})
+    assert {"variant": "retrained", "task": ERASE}.items() <= next(
+        c for c in load_pretrained_calls if c.get("variant") == "retrained").items()
+    assert res["config"]["task"] == ERASE and res["verdict"]["distance"].startswith("digit-7 rate")
+    assert res["relearning"]["f0"] == res["relearning"]["model"]["rates"][0]  # the model is the pretrained one
+
+
+def test_benchmark_forget_tests_on_an_erase_instance(tmp_path, monkeypatch):
+    """benchmark --forget-tests on ``micro-erase7-h100``: the erase-7 reference, the digit-7 rate, the table."""
+    from unlearn_gym.benchmark import forgetting
+    from unlearn_gym.benchmark.cells import BenchSettings
+    from unlearn_gym.benchmark.runner import BenchmarkConfig, run_benchmark
+
+    _toy_forget_defaults(monkeypatch)
+    forgetting._REFS.clear()
+    monkeypatch.setattr(forgetting, "RELEARN_KW", {"n_samples": 8, "checkpoints": (0, 2), "ddim_steps": 2})
+    settings = BenchSettings(eval_samples=4, eval_forget_samples=8, eval_steps=4, steps=2, forget_tests=True)
+    cfg = BenchmarkConfig(instances=["micro-erase7-h100"], seeds=1, methods=["baseline"], pareto=False,
+                          settings=settings, workers=1, out=str(tmp_path / "bench"))
+    res = run_benchmark(cfg, progress=False)
+    assert not res["failed"]
+    f = res["cells"][0]["forget"]
+    assert f["task"] == ERASE and f["verdict"] in forgetting.VERDICTS and f["early_relearn"][0] == 2
+    assert f["loss_ratio"][0] < 1.0  # the pretrained model fits the 7s better than the model that never saw one
+    assert any(k.endswith(f"|{ERASE}") for k in forgetting._REFS)
+    report = (tmp_path / "bench" / "report.md").read_text()
+    assert "## Did it forget?" in report and "| row | seeds | digit-7 rate |" in report
