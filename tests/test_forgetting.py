@@ -261,8 +261,10 @@ def test_cli_forget_tests_on_an_erase_model(tmp_path, monkeypatch, capsys):
     assert res["relearning"]["model"]["config"]["task"] == ERASE
     assert res["distance"]["config"]["forget_rate_pairs"] == 4  # --samples label-7 pairs
     assert res["distance"]["difference"]["forget_rate"]["value"] == 0.0
+    assert res["distance"]["difference"]["kept_accuracy"] == 0.0  # labels other than 7, the same model twice
     text = capsys.readouterr().out
     assert "digit-7 rate" in text and "retrained without the erase-7 forget set" in text
+    assert "accuracy of the other digits +0.000" in text
     assert "## Relearning (digit-7 rate" in (out / "forget_tests.md").read_text()
 
 

@@ -9,7 +9,11 @@ its headline numbers are the distance:
 * ``retain_fid``: FID of the retain samples against held-out digits (classifier features); a point
   estimate: over sampling seeds 0-3 the pretrained-minus-retrained difference of the micro DDPM
   (ratio 0.5) ranged from +0.01 to +0.24, on FIDs of 3.6-4.0 (docs/forgetting.md);
-* per-label accuracy: the largest absolute difference over the labels 0..9, and each label's;
+* per-label accuracy: the largest absolute difference over the labels 0..9, and each label's; over
+  the *kept* labels (every label but the task's forget label): the mean difference
+  (``kept_accuracy``) and the largest (``max_kept_label_accuracy``). For ``erase-<d>`` these are the
+  retain measures to read: ``retain_fid`` and ``retain_accuracy`` pool every label but 1, so they
+  include digit ``d``, whose retrained samples are not ``d``'s by design;
 * the paired SSIM of the samples against the retrained model's (1: identical samples);
 * ``forget_rate``: the task's forget score on the forget label's samples, paired like the trouser
   rate: for ``trousers`` the trouser rate itself, for ``erase-<d>`` the share of label-``d`` samples
@@ -78,6 +82,7 @@ def distance_to_retrained(
     :param progress: progress bar.
     :returns: ``model`` and ``retrained`` (headline numbers and ``forget_rate``), ``difference`` (trouser
         rate and the task's forget rate with CIs, retain FID, retain accuracy, max per-label accuracy
+        difference, and over the labels other than the forget label the mean and max accuracy
         difference), ``per_label`` rows, ``ssim``, ``seconds``.
     """
     from unlearn_gym.eval.evaluate import evaluate
@@ -111,6 +116,7 @@ def distance_to_retrained(
                   "difference": None if row.get("reference_accuracy") is None
                   else row["accuracy"] - row["reference_accuracy"]} for row in report.per_class]
     acc_diffs = [abs(p["difference"]) for p in per_label if p["difference"] is not None]
+    kept = [p["difference"] for p in per_label if p["difference"] is not None and p["label"] != forget_label_of(task)]
     keys = ("trouser_rate", "one_rate", "junk_rate", "retain_fid", "retain_kid", "retain_accuracy", "forget_fid")
     return {
         "model": {**{k: s.get(k) for k in keys}, "forget_rate": float(fa.float().mean())},
@@ -121,6 +127,8 @@ def distance_to_retrained(
             "retain_fid": s["retain_fid"] - r["retain_fid"],
             "retain_accuracy": s["retain_accuracy"] - r["retain_accuracy"],
             "max_label_accuracy": max(acc_diffs) if acc_diffs else None,
+            "kept_accuracy": sum(kept) / len(kept) if kept else None,
+            "max_kept_label_accuracy": max(abs(v) for v in kept) if kept else None,
         },
         "per_label": per_label,
         "ssim": {"retain": s.get("retain_ssim"), "forget": s.get("forget_ssim")},
