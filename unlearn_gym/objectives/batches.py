@@ -48,6 +48,12 @@ class SISSBatch:
         return int(self.x.shape[0])
 
 
+
+def _take(t: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """``t[index]`` for an integer index of any shape, as one ``index_select`` (3.5x faster on the CPU
+    than advanced indexing with a 2-d index)."""
+    return t.index_select(0, index.reshape(-1)).view(*index.shape, *t.shape[1:])
+
 class PairSampler:
     """Draw SISS mini-batches from a retain set X\\A and a forget set A.
 
@@ -169,11 +175,11 @@ class PairSampler:
         """The batch at these indices (of any shape: the images get it as leading axes)."""
         x_other = y_other = None
         if io is not None:
-            x_other, y_other = self.other_images[io], self.other_labels[io]
+            x_other, y_other = _take(self.other_images, io), _take(self.other_labels, io)
         return SISSBatch(
-            x=self.pool_x[ix], y_x=self.pool_y[ix], a=self.forget_images[ia], y_a=self.forget_labels[ia],
-            coef_x=self.coef_x, coef_a=self.coef_a, x_other=x_other, y_other=y_other,
-            coef_other=self.coef_other,
+            x=_take(self.pool_x, ix), y_x=_take(self.pool_y, ix), a=_take(self.forget_images, ia),
+            y_a=_take(self.forget_labels, ia), coef_x=self.coef_x, coef_a=self.coef_a, x_other=x_other,
+            y_other=y_other, coef_other=self.coef_other,
         )
 
     def sample_retain(self, generator: torch.Generator, size: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
