@@ -37,6 +37,8 @@ def row(label: str, res: dict) -> str:
         return f">{rel['model']['steps'][-1]}" if s is None else f"{s:.1f}"
 
     t = d.get("forget_rate", d["trouser_rate"])
+    kept = ("—" if d.get("kept_accuracy") is None
+            else f"{d['kept_accuracy']:+.3f} ({d['max_kept_label_accuracy']:.3f})")
     return (f"| {label} | {ci(mm['auc_mean'], *mm['ci_mean'])} | {ci(mr['auc_mean'], *mr['ci_mean'])} |"
             f" {mm['best']}: {mm['auc_best']:.3f} / {mr['best']}: {mr['auc_best']:.3f} |"
             f" {ci(m['calibrated']['auc'], m['calibrated']['low'], m['calibrated']['high'])} |"
@@ -45,14 +47,15 @@ def row(label: str, res: dict) -> str:
             f" {steps(rel['retrained']['steps_to_half_f0'])} |"
             f" {rel['model']['mean_rate']:.3f} / {rel['retrained']['mean_rate']:.3f} |"
             f" {ci(t['value'], t['low'], t['high'], '+.3f')} | {d['retain_fid']:+.2f} | {d['max_label_accuracy']:.3f} |"
-            f" {res['seconds']:.0f} |")
+            f" {kept} | {res['seconds']:.0f} |")
 
 
 HEADER = ("| model | MIA AUC (mean) | retrained MIA AUC | best timestep AUC (model / retrained) |"
           " calibrated AUC (0.5 = retrained) | forget loss ratio (1 = retrained) | F0 | steps to F0/2 |"
           " retrained steps to F0/2 | mean relearn rate (model / retrained) |"
-          " Δ forget rate (trouser / erased digit) | Δ retain FID | max Δ label acc. | s |\n"
-          "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+          " Δ forget rate (trouser / erased digit) | Δ retain FID | max Δ label acc. |"
+          " Δ acc. of the labels ≠ forget label (max) | s |\n"
+          "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 
 
 def main() -> None:
