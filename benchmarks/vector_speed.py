@@ -12,12 +12,19 @@ no outcome score, divergence check off), so this is the cost of the updates and 
 
     OMP_NUM_THREADS=1 python benchmarks/vector_speed.py                       # N = 1, 4, 16
     OMP_NUM_THREADS=1 python benchmarks/vector_speed.py --n 1 4 --steps 10 --json out.json
+
+``--profile`` instead times where one batched vector step goes (cProfile over ``--steps`` steps, per
+part: the ``vmap``'d forward and two backward passes, AdamW, the draws, the per-copy bookkeeping):
+
+    OMP_NUM_THREADS=1 python benchmarks/vector_speed.py --models VAE --batch 16 --n 64 --steps 20 --profile
 """
 
 from __future__ import annotations
 
 import argparse
+import cProfile
 import json
+import pstats
 import statistics
 import time
 
@@ -66,6 +73,57 @@ def copy_bytes(env: gym.vector.VectorEnv) -> dict[str, int]:
             "total": params + grads + adam + buffers}
 
 
+
+#: the parts of a batched step: (file, function) whose cumulative time is that part
+PARTS = {"forward + 2 backward (vmap over vjp)": ("vmap.py", "vmap_impl"),
+         "of which the autograd engine (backward)": ("~", "<method 'run_backward' of 'torch._C._EngineBase' objects>"),
+         "AdamW (fused)": ("batched.py", "_adamw"),
+         "draws: batches (sample_many)": ("batches.py", "sample_many"),
+         "draws: noise per copy": ("batched.py", "_random_inputs"),
+         "binding optimizer states (StackedRuns.sync)": ("batched.py", "sync"),
+         "decide (per copy)": ("dynamics.py", "decide"),
+         "finish_step (per copy)": ("dynamics.py", "finish_step"),
+         "merging infos": ("vector.py", "_merge_infos")}
+
+
+def profile_batched(env_id: str, n: int, kw: dict, steps: int) -> dict[str, float]:
+    """Milliseconds per vector step of the batched native env, per part (:data:`PARTS`; cProfile).
+
+    ``update: norms, rule, clip, results`` is the rest of the batched update; ``env: the rest`` is
+    the rest of the step (the loop over copies, arrays). Profiling adds overhead to Python calls.
+
+    :param env_id: the registered id.
+    :param n: copies.
+    :param kw: env arguments.
+    :param steps: profiled vector steps (after 3 unprofiled ones).
+    """
+    env, _ = _build(env_id, n, "batched", kw)
+    a = np.zeros(env.action_space.shape, dtype=np.float32)
+    for _ in range(3):
+        env.step(a)
+    prof = cProfile.Profile()
+    t0 = time.perf_counter()
+    prof.enable()
+    for _ in range(steps):
+        env.step(a)
+    prof.disable()
+    wall = (time.perf_counter() - t0) / steps * 1e3
+    stats = pstats.Stats(prof).stats  # (file, line, function) -> (calls, primitive calls, tottime, cumtime, callers)
+
+    def cum(file: str, fn: str) -> float:
+        return sum(v[3] for k, v in stats.items() if k[0].endswith(file) and k[2] == fn) / steps * 1e3
+
+    out = {"wall (profiled)": wall, "step": cum("vector.py", "step"),
+           "update": cum("batched.py", "batched_siss_update")}
+    out.update({name: cum(*where) for name, where in PARTS.items()})
+    inside = ("forward + 2 backward (vmap over vjp)", "AdamW (fused)", "draws: batches (sample_many)",
+              "draws: noise per copy", "binding optimizer states (StackedRuns.sync)")
+    out["update: norms, rule, clip, results"] = out["update"] - sum(out[k] for k in inside)
+    out["env: the rest"] = out["step"] - out["update"] - sum(
+        out[k] for k in ("decide (per copy)", "finish_step (per copy)", "merging infos"))
+    env.close()
+    return out
+
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--n", type=int, nargs="+", default=[1, 4, 16], help="copies N")
@@ -76,9 +134,24 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--async-max", type=int, default=4, help="time AsyncVectorEnv for N up to this (0: never)")
     p.add_argument("--json", default=None, help="write the results here")
     p.add_argument("--device", default="cpu", help="where every copy's model runs (cpu, cuda)")
+    p.add_argument("--profile", action="store_true", help="profile the batched env's steps instead (ms per part)")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     rows = []
+    if args.profile:
+        for name in args.models:
+            kw = {**STEADY, "batch_size": args.batch}
+            for n in args.n:
+                parts = profile_batched(MODELS[name], n, kw, args.steps)
+                rows.append({"model": name, "n": n, "batch": args.batch, "ms_per_vector_step": parts})
+                print(f"{name} N={n} B={args.batch}: ms per vector step (cProfile)")
+                for k, v in parts.items():
+                    print(f"  {k:45s} {v:7.1f} ms {100 * v / parts['step']:5.1f} %")
+        out = {"rows": rows, "torch_threads": 1, "steps": args.steps, "profile": True}
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump(out, f, indent=1)
+        return out
     for name in args.models:
         env_id, kw = MODELS[name], {**STEADY, "batch_size": args.batch}
         if args.device != "cpu":
