@@ -51,10 +51,23 @@ def test_micro_benchmark_writes_every_file_and_resumes(tmp_path):
     report = (out / "report.md").read_text()
     assert "Table 1 — forget set" in report and "Table 1 — retain set" in report and "±" in report
     assert "## Performance" in report and "## Statistics" in report
+    assert "| trial episodes |" in report and "| SISS (λ 0.5) |" in report
     # resume: the second run computes nothing and reports the same numbers
     second = run_benchmark(cfg, progress=False)
     assert second["run"]["computed"] == 0 and second["run"]["cached"] == 4
     assert second["aggregate"] == first["aggregate"]
+
+
+def test_trial_episodes_count_what_a_row_used_before_its_run():
+    from unlearn_gym.benchmark.entries import DEFAULT_ENTRIES, user_policy_entry
+    from unlearn_gym.tuned import load_tuned_file
+
+    by = {e.name: e for e in DEFAULT_ENTRIES}
+    budget = load_tuned_file("default")["families"]["schedule"]["budget"]
+    assert by["tuned-schedule"].trial_episodes(30, 2000) == budget["search_episodes"] + budget["selection_episodes"] > 0
+    assert by["ppo-episodic"].trial_episodes(30, 2000) == 67 and by["sac-online"].trial_episodes(30, 2000) == 0
+    assert by["siss"].trial_episodes(30, 2000) == 0 == by["constant"].trial_episodes(30, 2000)
+    assert user_policy_entry("mod:obj").trial_episodes(30, 2000) is None
 
 
 def test_a_corrupt_cached_cell_is_recomputed_with_a_warning(tmp_path):

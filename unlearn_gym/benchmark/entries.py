@@ -24,6 +24,7 @@ from typing import Any
 from unlearn_gym.envs.instances import INSTANCE_SETS, Instance, get_instance, resolve_instances
 from unlearn_gym.presets import get_preset
 from unlearn_gym.settings import default_hyperparameters
+from unlearn_gym.tuned import load_tuned_file
 
 KINDS = ("baseline", "method", "policy", "agent")
 
@@ -87,6 +88,27 @@ class Entry:
     @property
     def title(self) -> str:
         return self.label or self.name
+
+    def trial_episodes(self, horizon: int, agent_timesteps: int) -> int | None:
+        """Episodes this row used before the evaluated run: what the benchmark's task counts
+        (docs/headroom.md, "The benchmark's task, stated plainly").
+
+        Methods, the baseline and fixed policies use none; a tuned baseline used its committed
+        search's episodes (search + selection, ``unlearn_gym.tuned``); an episodic agent trains for
+        ``ceil(agent_timesteps / horizon)`` episodes; an online agent learns within the evaluated run
+        (none). ``None``: unknown (a user policy).
+
+        :param horizon: the instance's episode length in steps.
+        :param agent_timesteps: an episodic agent's training steps.
+        """
+        if self.kind == "agent":
+            return 0 if self.protocol == "online" else -(-int(agent_timesteps) // max(1, int(horizon)))
+        if self.kind == "policy" and self.target == "user":
+            return None
+        if self.kind == "policy" and self.target == "tuned":
+            budget = load_tuned_file(self.params.get("set", "default"))["families"][self.params["family"]]["budget"]
+            return int(budget["search_episodes"]) + int(budget["selection_episodes"])
+        return 0
 
 
 def _why_not_tuned(entry: Entry, inst: Instance) -> str | None:
