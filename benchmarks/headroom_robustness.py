@@ -77,6 +77,10 @@ class Settings:
     scan_seeds: dict[str, list[int]] = field(default_factory=lambda: {"default": [1000, 1001, 1100, 1101],
                                                                        "D1": [2000, 2001, 2100, 2101]})
     """Seeds of each scan, per study: that study's search seeds and two of its selection seeds."""
+    fine_rhos: list[float] = field(default_factory=lambda: [1.0, 1.03, 1.06, 1.1])
+    """Stage 4 (decided after stage 2's scans, before any evaluation of it; docs/headroom.md): ρ values
+    between the tuned ρ and the scan's next point 1.16, where every scan fell off its edge. Same λ, seeds,
+    best-ρ rule and evaluation as stage 2, over stage 2's points plus these. Empty: skip."""
     eval_seeds: list[int] = field(default_factory=lambda: list(range(10)))
     """Evaluation seeds (test split), those of the stored tuned-constant rows. No search or scan sees them."""
     tuned: dict[str, float] = field(default_factory=lambda: {"lam": -0.15269040132219058,
@@ -197,6 +201,33 @@ def study(s: Settings, write: Any) -> dict[str, Any]:
             res["rows"] += [{**x, "study": "default", "policy": f"set constant, {key}"} for x in rows]
             _log(f"eval default {key}: {fmt_ci(*ci95([x['outcome'] for x in rows]))}")
         write(res)
+    # 4. (post hoc, decided after the scans) a finer scan between the tuned ρ and 1.16
+    for st in ("default", "D1") if s.fine_rhos else ():
+        for inst in test_split(st):
+            def fine(st: str = st, inst: str = inst) -> dict[str, Any]:
+                points = []
+                for rho in s.fine_rhos:
+                    a = math.log10(rho / 0.05) - 1.0
+                    pol = make_policy("constant", {"lam": s.tuned["lam"], "rho": a})
+                    rows = [run[st].run(pol, inst, x) for x in s.scan_seeds[st]]
+                    points.append({"rho": a, "rho_natural": rho,
+                                   "mean": float(np.mean([r["outcome"] for r in rows])), "rows": rows})
+                    _log(f"fine scan {inst} ρ {rho:.3f}: {points[-1]['mean']:+.3f}")
+                return {"study": st, "instance": inst, "points": points}
+            fs = _cached(work, f"fine-{'-'.join(map(str, s.fine_rhos))}-{inst}", fine)
+            b = best_rho(res["scans"][inst]["points"] + fs["points"], s.tuned["rho"])
+            fs["best"] = {"rho": b["rho"], "rho_natural": b["rho_natural"], "mean": b["mean"],
+                          "is_tuned": abs(b["rho"] - s.tuned["rho"]) < 1e-12}
+            res.setdefault("fine_scans", {})[inst] = fs
+            if not fs["best"]["is_tuned"]:
+                pol = make_policy("constant", {"lam": s.tuned["lam"], "rho": b["rho"]})
+                rows = _cached(work, f"fine-eval-{b['rho_natural']:.3f}-{inst}",
+                               lambda st=st, inst=inst, pol=pol: [run[st].run(pol, inst, x) for x in s.eval_seeds])
+                res["rows"] += [{**r, "study": st, "policy": "fine-scan best ρ (per instance, post hoc)"}
+                                for r in rows]
+                _log(f"eval {inst} fine-scan best ρ {b['rho_natural']:.3f}:"
+                     f" {fmt_ci(*ci95([r['outcome'] for r in rows]))}")
+            write(res)
     res["wall_s"] = round(time.perf_counter() - t0, 1)
     res["episodes"] = sum(r.episodes for r in run.values())
     return res
@@ -210,8 +241,9 @@ def tables(res: dict[str, Any]) -> dict[str, Any]:
     for st in ("default", "D1"):
         rows = [r for r in res["rows"] if r["study"] == st]
         base = {(r["instance"], r["seed"]): r["outcome"] for r in rows if r["policy"] == "tuned constant"}
-        names = ["scan-best ρ (per instance)"] + [f"set constant, sampler {x}" for x in res["settings"]["sampler_seeds"]
-                                                  if st == "default"]
+        names = ["scan-best ρ (per instance)"]
+        names += ["fine-scan best ρ (per instance, post hoc)"] if res.get("fine_scans") else []
+        names += [f"set constant, sampler {x}" for x in res["settings"]["sampler_seeds"] if st == "default"]
         out[st] = {}
         for scope in [*test_split(st), "set"]:
             def keep(k: tuple[str, int], scope: str = scope) -> bool:
@@ -252,6 +284,16 @@ def markdown(res: dict[str, Any]) -> str:
             lines.append(f"| `{inst}` ({', '.join(map(str, seeds))}) | " + " | ".join(cells)
                          + f" | {sc['best']['rho_natural']:.3g}{' (tuned)' if sc['best']['is_tuned'] else ''} |")
         lines += ["", "\\* the tuned ρ."]
+    if res.get("fine_scans"):
+        grid = [p["rho_natural"] for p in next(iter(res["fine_scans"].values()))["points"]]
+        lines += ["", "## Finer scan between the tuned ρ and 1.16 (post hoc: decided after the scans above)", "",
+                  "| instance | ρ 0.979 (above) | " + " | ".join(f"ρ {g:.3g}" for g in grid)
+                  + " | ρ 1.16 (above) | best ρ of both scans |", "|---|" + "---|" * (len(grid) + 3)]
+        for inst, fs in res["fine_scans"].items():
+            pts = {round(p["rho_natural"], 3): p["mean"] for p in res["scans"][inst]["points"]}
+            lines.append(f"| `{inst}` | {pts[0.979]:+.3f} | " + " | ".join(f"{p['mean']:+.3f}" for p in fs["points"])
+                         + f" | {pts[1.164]:+.3f} | {fs['best']['rho_natural']:.3g}"
+                         + f"{' (tuned)' if fs['best']['is_tuned'] else ''} |")
     if res["searches"]:
         lines += ["", "## Set-level constant search on `default`'s train split, other TPE sampler seeds", "",
                   "| sampler seed | kept λ, ρ | kept trial | search value → selection seeds | mean (20 episodes) |",
