@@ -5,11 +5,11 @@ bundle what K calls of :func:`~unlearn_gym.objectives.update.siss_step` do: each
 and its noise from its own generator in the single env's order (so the random numbers are the same),
 then one ``vmap`` over ``vjp`` on the runs' stacked parameters gives every run's retain and forget
 gradients (one forward and two backward passes, batched), and the update rule, the total-norm clip
-and AdamW (each run's own step count and moments) act on the stacked tensors in place. The stack
-(:class:`StackedRuns`) is the master copy: each run's parameters and AdamW moments are views of
-its slice, so nothing is stacked or written back per run. The arithmetic is the same
-but ordered differently (batched kernels, norms summed over stacked tensors), so a run follows the
-single env's trajectory within float tolerance, not bit for bit (tests/test_vector.py).
+and AdamW (each run's own step count and moments; torch's fused kernel) act on the stacked tensors
+in place. The stack (:class:`StackedRuns`) is the master copy: each run's parameters and AdamW
+moments are views of its slice, so nothing is stacked or written back per run. The arithmetic is
+the same but ordered differently (batched kernels, norms summed over stacked tensors), so a run
+follows the single env's trajectory within float tolerance, not bit for bit (tests/test_vector.py).
 
 Supported: the env's rules ``rescale``, ``ratio``, ``scale``, ``clip``; ``pairing="drawn"`` (the
 ``same-label`` batches' third sample set falls back to the loop).
