@@ -17,6 +17,8 @@ checks that point without that shared start, with the plan committed before it r
 3. The set-level constant search on `default`'s train split re-run with other TPE sampler seeds (the
    same search and selection seeds as v3, so only the sampler changes). Each kept constant that is
    not the v3 point is evaluated on `default`'s test split, paired with the tuned constant.
+4. Post hoc (planned after stage 2's numbers, before it ran): a finer scan (``fine_rhos``) between the
+   tuned ρ and the edge every stage-2 scan fell off, with stage 2's best-ρ rule and evaluation.
 
 Finished stages are cached in ``--work``; the JSON and tables are rewritten after every stage.
 
