@@ -44,12 +44,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from tuned_baselines import _cached_search, _log, _search_rows  # noqa: E402
+from tuned_baselines import _cached_search, _log, _search_rows, tables  # noqa: E402
 
 from unlearn_gym.envs.encoding import UNITLESS_FEATURES  # noqa: E402
 from unlearn_gym.envs.outcome import OUTCOME_VERSION  # noqa: E402
 from unlearn_gym.policies import ConstantPolicy, Policy  # noqa: E402
-from unlearn_gym.stats import ci95, fmt_ci, paired  # noqa: E402
+from unlearn_gym.stats import ci95, fmt_ci  # noqa: E402
 from unlearn_gym.tuned import make_policy  # noqa: E402
 from unlearn_gym.tuning import ENV_ID, EpisodeRunner, summary  # noqa: E402
 
@@ -225,24 +225,9 @@ def study(s: Settings) -> dict[str, Any]:
               "rows": rows,
               "search_rows": {k: _search_rows(r) for k, r in
                               [*fams.items(), *((f"constant:{i}", r) for i, r in oracles.items())]}}
-    result["tables"] = tables(rows, test, [*pols, ORACLE])
+    result["tables"] = tables(rows, test, [*pols, ORACLE], COMPARISONS)
     result["oracles"] = oracle_table(oracles, const)
     return result
-
-
-def tables(rows: list[dict[str, Any]], instances: list[str], names: list[str]) -> dict[str, Any]:
-    def by(name: str, inst: str | None) -> dict[Any, float]:
-        return {(r["instance"], r["seed"]): r["outcome"] for r in rows
-                if r["policy"] == name and (inst is None or r["instance"] == inst)}
-
-    out: dict[str, Any] = {"policies": {}, "comparisons": {}}
-    for scope in [*instances, "set"]:
-        inst = None if scope == "set" else scope
-        out["policies"][scope] = {n: dict(zip(("mean", "ci"), ci95(list(by(n, inst).values())), strict=True))
-                                  for n in names if by(n, inst)}
-        out["comparisons"][scope] = {label: paired(by(x, inst), by(y, inst)).to_dict()
-                                     for label, x, y in COMPARISONS if by(x, inst) and by(y, inst)}
-    return out
 
 
 def oracle_table(oracles: dict[str, Any], const: dict[str, float]) -> list[dict[str, Any]]:

@@ -137,7 +137,11 @@ def _search_rows(res: dict[str, Any]) -> list[dict[str, Any]]:
              for t in res["trials"]] + [{"selection": c["number"], "rows": c["rows"]} for c in res["selection"]])
 
 
-def tables(rows: list[dict[str, Any]], instances: list[str], names: list[str]) -> dict[str, Any]:
+def tables(rows: list[dict[str, Any]], instances: list[str], names: list[str],
+           comparisons: list[tuple[str, str, str]] | None = None) -> dict[str, Any]:
+    """Mean ± CI per policy and the paired ``comparisons`` (default: this study's), per instance and over the set."""
+    comparisons = COMPARISONS if comparisons is None else comparisons
+
     def by(name: str, inst: str | None) -> dict[Any, float]:
         return {(r["instance"], r["seed"]): r["outcome"] for r in rows
                 if r["policy"] == name and (inst is None or r["instance"] == inst)}
@@ -148,7 +152,7 @@ def tables(rows: list[dict[str, Any]], instances: list[str], names: list[str]) -
         out["policies"][scope] = {n: dict(zip(("mean", "ci"), ci95(list(by(n, inst).values())), strict=True))
                                   for n in names if by(n, inst)}
         out["comparisons"][scope] = {}
-        for label, x, y in COMPARISONS:
+        for label, x, y in comparisons:
             if by(x, inst) and by(y, inst):
                 out["comparisons"][scope][label] = paired(by(x, inst), by(y, inst)).to_dict()
     return out
