@@ -14,7 +14,7 @@ no outcome score, divergence check off), so this is the cost of the updates and 
     OMP_NUM_THREADS=1 python benchmarks/vector_speed.py --n 1 4 --steps 10 --json out.json
 
 ``--profile`` instead times where one batched vector step goes (cProfile over ``--steps`` steps, per
-part: the ``vmap``'d forward and two backward passes, AdamW, the draws, the per-copy bookkeeping):
+part: the ``vmap``'d forward, the two backward passes, AdamW, the draws, the per-copy bookkeeping):
 
     OMP_NUM_THREADS=1 python benchmarks/vector_speed.py --models VAE --batch 16 --n 64 --steps 20 --profile
 """
@@ -75,8 +75,8 @@ def copy_bytes(env: gym.vector.VectorEnv) -> dict[str, int]:
 
 
 #: the parts of a batched step: (file, function) whose cumulative time is that part
-PARTS = {"forward + 2 backward (vmap over vjp)": ("vmap.py", "vmap_impl"),
-         "of which the autograd engine (backward)": ("~", "<method 'run_backward' of 'torch._C._EngineBase' objects>"),
+PARTS = {"forward (vmap)": ("vmap.py", "vmap_impl"),
+         "both backward passes (autograd engine)": ("~", "<method 'run_backward' of 'torch._C._EngineBase' objects>"),
          "AdamW (fused)": ("batched.py", "_adamw"),
          "draws: batches (sample_many)": ("batches.py", "sample_many"),
          "draws: noise per copy": ("batched.py", "_random_inputs"),
@@ -116,8 +116,8 @@ def profile_batched(env_id: str, n: int, kw: dict, steps: int) -> dict[str, floa
     out = {"wall (profiled)": wall, "step": cum("vector.py", "step"),
            "update": cum("batched.py", "batched_siss_update")}
     out.update({name: cum(*where) for name, where in PARTS.items()})
-    inside = ("forward + 2 backward (vmap over vjp)", "AdamW (fused)", "draws: batches (sample_many)",
-              "draws: noise per copy", "binding optimizer states (StackedRuns.sync)")
+    inside = ("forward (vmap)", "both backward passes (autograd engine)", "AdamW (fused)",
+              "draws: batches (sample_many)", "draws: noise per copy", "binding optimizer states (StackedRuns.sync)")
     out["update: norms, rule, clip, results"] = out["update"] - sum(out[k] for k in inside)
     out["env: the rest"] = out["step"] - out["update"] - sum(
         out[k] for k in ("decide (per copy)", "finish_step (per copy)", "merging infos"))

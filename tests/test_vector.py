@@ -253,6 +253,34 @@ def test_the_stack_is_the_master_copy_of_weights_and_moments():
     assert float(stack.step[2, 0]) == 0.0 and not stack.exp_avg[n0][2].any()
 
 
+
+def test_the_stack_takes_the_gradients_layout_and_stays_the_master_copy():
+    env = gym.make_vec(VAE, num_envs=3, batched=True, batch_size=8, horizon=50, outcome=False).unwrapped
+    env.reset(seed=0)
+    env.step(np.zeros((3, 1), np.float32))
+    stack = env._stack
+    weights = [n for n in stack.names if stack.params[n].dim() == 3]
+    assert weights and all(not stack.params[n].is_contiguous() for n in weights)  # linear weights: transposed
+    before = {n: t.clone() for n, t in stack.params.items()}
+    m_before = {n: t.clone() for n, t in stack.exp_avg.items()}
+    # re-laying out (here: back to contiguous) keeps every value, every view and every binding
+    stack.adopt_layout({n: torch.empty_like(t, memory_format=torch.contiguous_format) for n, t in stack.params.items()})
+    for n in stack.names:
+        assert stack.params[n].is_contiguous()
+        assert torch.equal(stack.params[n], before[n]) and torch.equal(stack.exp_avg[n], m_before[n])
+        for i, st in enumerate(env.states):
+            p = dict(st.model.named_parameters())[n]
+            assert p.data_ptr() == stack.params[n][i].data_ptr() and torch.equal(p, before[n][i])
+            assert st.optimizer.state[p]["exp_avg_sq"].data_ptr() == stack.exp_avg_sq[n][i].data_ptr()
+    # and the next batched step (gradients in the transposed layout again) matches a copy that never moved
+    twin = gym.make_vec(VAE, num_envs=3, batched=True, batch_size=8, horizon=50, outcome=False).unwrapped
+    twin.reset(seed=0)
+    twin.step(np.zeros((3, 1), np.float32))
+    a = np.full((3, 1), 0.3, np.float32)
+    _same(env.step(a), twin.step(a))
+    for n in stack.names:
+        assert torch.equal(stack.params[n], twin._stack.params[n])
+
 def test_copies_ending_together_are_scored_as_one_computation():
     """batched_scores=True (what "auto" does off the CPU) gives the per-copy scores: one sample may flip
     at the confidence threshold under the batched kernels, so outcomes agree within one sample."""

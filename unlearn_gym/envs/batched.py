@@ -3,13 +3,14 @@
 :func:`batched_siss_update` does for K :class:`~unlearn_gym.envs.state.RunState` of one shared
 bundle what K calls of :func:`~unlearn_gym.objectives.update.siss_step` do: each run draws its batch
 and its noise from its own generator in the single env's order (so the random numbers are the same),
-then one ``vmap`` over ``vjp`` on the runs' stacked parameters gives every run's retain and forget
-gradients (one forward and two backward passes, batched), and the update rule, the total-norm clip
-and AdamW (each run's own step count and moments; torch's fused kernel) act on the stacked tensors
-in place. The stack (:class:`StackedRuns`) is the master copy: each run's parameters and AdamW
-moments are views of its slice, so nothing is stacked or written back per run. The arithmetic is
-the same but ordered differently (batched kernels, norms summed over stacked tensors), so a run
-follows the single env's trajectory within float tolerance, not bit for bit (tests/test_vector.py).
+then one forward pass under ``vmap`` on the runs' stacked parameters and two backward passes of
+plain autograd on the stacked tensors give every run's retain and forget gradients, and the update
+rule, the total-norm clip and AdamW (each run's own step count and moments; torch's fused kernel)
+act on the stacked tensors in place. The stack (:class:`StackedRuns`) is the master copy: each
+run's parameters and AdamW moments are views of its slice, so nothing is stacked or written back
+per run. The arithmetic is the same but ordered differently (batched kernels, norms summed over
+stacked tensors), so a run follows the single env's trajectory within float tolerance, not bit for
+bit (tests/test_vector.py).
 
 Supported: the env's rules ``rescale``, ``ratio``, ``scale``, ``clip``; ``pairing="drawn"`` (the
 ``same-label`` batches' third sample set falls back to the loop).
@@ -20,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-from torch.func import functional_call, vjp, vmap
+from torch.func import functional_call, vmap
 from torch.optim.adamw import adamw
 
 from unlearn_gym.envs.dynamics import Shared
@@ -94,22 +95,57 @@ class StackedRuns:
             self.params = {n: torch.stack([ps[n].detach() for ps in self._params]) for n in self.names}
             self.exp_avg = {n: torch.zeros_like(t) for n, t in self.params.items()}
             self.exp_avg_sq = {n: torch.zeros_like(t) for n, t in self.params.items()}
-        self._scratch: dict[str, torch.Tensor] | None = None
+        self._scratch: dict[tuple[str, str], torch.Tensor] = {}
         # one float32 step count per (run, parameter), each a 0-d view torch's AdamW can increment
         self.step = torch.zeros(len(self.states), len(self.names))
         for i, ps in enumerate(self._params):
             for n in self.names:
                 ps[n].data = self.params[n][i]
 
-    def scratch(self, name: str, runs: int) -> torch.Tensor:
-        """A reused buffer shaped like ``runs`` runs' parameter ``name`` (for a batched update's temporaries).
+    def scratch(self, kind: str, name: str, like: torch.Tensor) -> torch.Tensor:
+        """A buffer reused from step to step, with the shape, strides and dtype of ``like``.
 
+        A batched update's temporaries live here: a fresh tensor of 4 B per parameter per run each
+        step costs page faults on the CPU (glibc returns the freed heap top to the kernel).
+
+        :param kind: what it holds (one buffer per kind and parameter).
         :param name: parameter name.
-        :param runs: how many runs (at most all).
+        :param like: ``(runs, ...)``, the runs' tensor of that parameter whose layout it takes (dense,
+            runs outermost).
         """
-        if self._scratch is None:
-            self._scratch = {n: torch.empty_like(t) for n, t in self.params.items()}
-        return self._scratch[name][:runs]
+        buf = self._scratch.get((kind, name))
+        if buf is None or buf.stride() != like.stride() or buf.dtype != like.dtype:
+            full = (len(self.states), *like.shape[1:])
+            buf = torch.empty_strided(full, like.stride(), dtype=like.dtype, device=like.device)
+            self._scratch[(kind, name)] = buf
+        return buf[: like.shape[0]]
+
+    def adopt_layout(self, grads: dict[str, torch.Tensor]) -> None:
+        """Lay the stacked parameters and moments out as the batched gradients come (once per parameter).
+
+        The backward pass of a linear layer under ``vmap`` gives its weight's gradient in the
+        transposed layout (strides ``(o·i, 1, o)`` for ``(N, o, i)``). Held in the gradients' layout,
+        the combination of the two gradients and AdamW are same-layout elementwise passes instead of
+        a transposing copy each step. The values do not change; the runs' parameters stay views of
+        the (re-laid) stack and bound optimizer states are re-bound to the new moments.
+
+        :param grads: one batched gradient per parameter, ``(runs, ...)`` (dense, runs outermost).
+        """
+        for n in self.names:
+            g, old = grads[n], self.params[n]
+            dense = g.stride()[0] == old[0].numel() and _dense(g)
+            if g.stride() == old.stride() or not dense:
+                continue
+            old_m, old_v = self.exp_avg[n], self.exp_avg_sq[n]
+            with torch.no_grad():
+                for attr, t in (("params", old), ("exp_avg", old_m), ("exp_avg_sq", old_v)):
+                    new = torch.empty_strided(t.shape, g.stride(), dtype=t.dtype, device=t.device)
+                    getattr(self, attr)[n] = new.copy_(t)
+            for i, ps in enumerate(self._params):
+                ps[n].data = self.params[n][i]
+                state = self.states[i].optimizer.state.get(ps[n])
+                if state and state["exp_avg"].data_ptr() == old_m[i].data_ptr():  # bound: re-bind
+                    state["exp_avg"], state["exp_avg_sq"] = self.exp_avg[n][i], self.exp_avg_sq[n][i]
 
     def _bound(self, i: int) -> bool:
         state = self.states[i].optimizer.state.get(self._params[i][self.names[0]])
@@ -175,19 +211,23 @@ def batched_siss_update(shared: Shared, stack: StackedRuns, idx: Sequence[int], 
     coef_x, coef_a = sampler.coef_x, sampler.coef_a
 
     def one(p, bt, crn, lam):
-        def terms_of(p_):
-            batch = SISSBatch(x=bt["x"], y_x=bt["y_x"], a=bt["a"], y_a=bt["y_a"], coef_x=coef_x, coef_a=coef_a)
-            terms = family.siss(_Functional(base, {**p_, **buffers}), shared.schedule, batch, lam, s=c.s, **crn)
-            stats = {key: v.float().reshape(()) for key, v in terms.stats.items()}
-            return (terms.retain, terms.forget), (terms.loss.detach(), stats)
+        batch = SISSBatch(x=bt["x"], y_x=bt["y_x"], a=bt["a"], y_a=bt["y_a"], coef_x=coef_x, coef_a=coef_a)
+        terms = family.siss(_Functional(base, {**p, **buffers}), shared.schedule, batch, lam, s=c.s, **crn)
+        stats = {key: v.detach().float().reshape(()) for key, v in terms.stats.items()}
+        return terms.retain, terms.forget, terms.loss.detach(), stats
 
-        (retain, forget), pull, (loss, stats) = vjp(terms_of, p, has_aux=True)
-        one_, zero = torch.ones_like(retain), torch.zeros_like(retain)
-        (g_x,) = pull((one_, zero))
-        (g_a,) = pull((zero, one_))
-        return g_x, g_a, retain.detach(), forget.detach(), loss, stats
-
-    g_x, g_a, retain, forget, loss, stats = vmap(one)(params, stacked_batch, stacked_crn, lam_t)
+    # the forward under vmap, the two backward passes by plain autograd on the stacked (physical)
+    # tensors: copy i's terms depend on its own slice only, so the gradient of the sum over copies
+    # of a term is, slice by slice, each copy's own gradient (torch's own backward kernels, no
+    # functorch transform in the backward passes)
+    leaves = {n: t.detach().requires_grad_() for n, t in params.items()}
+    with torch.enable_grad():
+        retain, forget, loss, stats = vmap(one)(leaves, stacked_batch, stacked_crn, lam_t)
+        ps = [leaves[n] for n in names]
+        g_x = dict(zip(names, torch.autograd.grad(retain.sum(), ps, retain_graph=True)))
+        g_a = dict(zip(names, torch.autograd.grad(forget.sum(), ps)))
+    retain, forget = retain.detach(), forget.detach()
+    stack.adopt_layout(g_x)
     # apply_update on stacked tensors (per run: norms, the rule's coefficient, clip)
     retain_norm, forget_norm = coef_x + sampler.coef_other, coef_a
     elements = int(stacked_batch["x"][0, 0].numel())
@@ -196,13 +236,16 @@ def batched_siss_update(shared: Shared, stack: StackedRuns, idx: Sequence[int], 
         sx = elements / retain_norm if retain_norm > 0 else 0.0
         sa = elements / forget_norm if forget_norm > 0 else 0.0
 
+    def rest(g):  # every dim but the runs'
+        return tuple(range(1, g.dim()))
+
     def norm(gs):  # per run: the norm over every parameter (the norm of the per-tensor norms, as torch's clip)
-        return torch.stack([torch.linalg.vector_norm(g.flatten(1), dim=1) for g in gs.values()], 1).norm(dim=1)
+        return torch.stack([torch.linalg.vector_norm(g, dim=rest(g)) for g in gs.values()], 1).norm(dim=1)
 
     nx, na = norm(g_x), norm(g_a)
     # vecdot's arithmetic, its products written into the stack's scratch (a fresh 4 B per parameter
     # per run each step costs page faults on the CPU)
-    dot = sum(torch.mul(g_x[n], g_a[n], out=stack.scratch(n, len(idx))).flatten(1).sum(1) for n in names)
+    dot = sum(torch.mul(g_x[n], g_a[n], out=stack.scratch("product", n, g_x[n])).sum(rest(g_x[n])) for n in names)
     scale_t = torch.tensor(list(scales), dtype=nx.dtype)
     ex, ea = sx * nx, sa * na
     safe = torch.where(ea > _EPS, ea, torch.ones_like(ea))
@@ -216,8 +259,8 @@ def batched_siss_update(shared: Shared, stack: StackedRuns, idx: Sequence[int], 
 
     fc = sign * coef * sa
 
-    def into_retain(n):  # the combined gradient in g_x's own memory (fresh from vjp, not needed after)
-        gx = g_x[n] if g_x[n].is_contiguous() else g_x[n].contiguous()
+    def into_retain(n):  # the combined gradient in g_x's own memory (fresh from autograd, not needed after;
+        gx = g_x[n]        # in the stack's layout once adopted, so AdamW reads it as it is)
         return (gx.mul_(sx) if sx != 1.0 else gx).addcmul_(per_run(fc, g_a[n]), g_a[n])
 
     combined = {n: into_retain(n) for n in names}
@@ -257,6 +300,28 @@ def _spans(idx: Sequence[int], steps: Sequence[float]) -> list[tuple[int, int]]:
     return out
 
 
+def _dense(t: torch.Tensor) -> bool:
+    """Whether ``t``'s elements fill a block of memory exactly once (contiguous up to a permutation of dims)."""
+    expected = 1
+    for stride, size in sorted((st, sz) for sz, st in zip(t.shape, t.stride()) if sz != 1):
+        if stride != expected:
+            return False
+        expected *= size
+    return True
+
+
+def _memory_order(t: torch.Tensor) -> list[int]:
+    """``t``'s dims from the largest stride to the smallest (``t.permute`` of it is contiguous when ``t`` is dense)."""
+    return sorted(range(t.dim()), key=lambda d: (-t.stride(d), d))
+
+
+def _like(t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """``t``, or a copy of it in ``like``'s layout where they differ (the fused kernel wants one layout)."""
+    if t.stride() == like[: len(t)].stride():
+        return t
+    return torch.empty_strided(t.shape, like.stride(), dtype=t.dtype, device=t.device).copy_(t)
+
+
 def _adamw(stack: StackedRuns, idx: Sequence[int], opt: torch.optim.Optimizer,
            grads: dict[str, torch.Tensor]) -> None:
     """torch's AdamW step on the stacked tensors (each run's own step count and moments), in place.
@@ -276,8 +341,13 @@ def _adamw(stack: StackedRuns, idx: Sequence[int], opt: torch.optim.Optimizer,
     with torch.no_grad():
         for lo, hi in _spans(idx, steps):
             rows = slice(idx[lo], idx[lo] + hi - lo)
-            adamw([stack.params[n][rows] for n in names], [grads[n][lo:hi].contiguous() for n in names],
-                  [stack.exp_avg[n][rows] for n in names], [stack.exp_avg_sq[n][rows] for n in names], [],
+            # AdamW is elementwise: each parameter's four tensors (one layout) go in with their dims
+            # in memory order, so that the fused kernel sees contiguous tensors
+            order = {n: _memory_order(stack.params[n]) for n in names}
+            adamw([stack.params[n][rows].permute(order[n]) for n in names],
+                  [_like(grads[n][lo:hi], stack.params[n]).permute(order[n]) for n in names],
+                  [stack.exp_avg[n][rows].permute(order[n]) for n in names],
+                  [stack.exp_avg_sq[n][rows].permute(order[n]) for n in names], [],
                   [torch.tensor(steps[idx[lo]]) for _ in names], fused=True, amsgrad=False, beta1=b1, beta2=b2,
                   lr=group["lr"], weight_decay=group["weight_decay"], eps=group["eps"], maximize=False)
             stack.step[rows] += 1.0
