@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import cProfile
 import json
+import os
 import pstats
 import statistics
 import time
@@ -124,6 +125,15 @@ def profile_batched(env_id: str, n: int, kw: dict, steps: int) -> dict[str, floa
     env.close()
     return out
 
+def _write_json(path: str | None, out: dict) -> None:
+    """Write ``out`` to ``path`` (if given) through a temporary file, so no half-written file is left."""
+    if path:
+        tmp = f"{path}.tmp"
+        with open(tmp, "w") as f:
+            json.dump(out, f, indent=1)
+        os.replace(tmp, path)
+
+
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--n", type=int, nargs="+", default=[1, 4, 16], help="copies N")
@@ -148,9 +158,7 @@ def main(argv: list[str] | None = None) -> dict:
                 for k, v in parts.items():
                     print(f"  {k:45s} {v:7.1f} ms {100 * v / parts['step']:5.1f} %")
         out = {"rows": rows, "torch_threads": 1, "steps": args.steps, "profile": True}
-        if args.json:
-            with open(args.json, "w") as f:
-                json.dump(out, f, indent=1)
+        _write_json(args.json, out)
         return out
     for name in args.models:
         env_id, kw = MODELS[name], {**STEADY, "batch_size": args.batch}
@@ -179,9 +187,7 @@ def main(argv: list[str] | None = None) -> dict:
                   f" sync {sps['sync']:7.1f} {asy}; build loop {build['loop']:.1f} s, sync {build['sync']:.1f} s;"
                   f" one copy {row['copy_bytes']['total'] / 2**20:.2f} MiB", flush=True)
     out = {"rows": rows, "torch_threads": 1, "steps": args.steps, "rounds": args.rounds, "device": args.device}
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(out, f, indent=1)
+    _write_json(args.json, out)
     return out
 
 
