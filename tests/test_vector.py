@@ -127,7 +127,7 @@ def test_batched_update_matches_single_envs_within_tolerance(env_id, rule, scale
 def test_batched_auto_threshold():
     env = gym.make_vec(VAE, num_envs=8, batch_size=8, outcome=False).unwrapped
     shared = env.current[0]
-    assert env.use_batched(shared, 4) and not env.use_batched(shared, 2)
+    assert env.use_batched(shared, 3) and not env.use_batched(shared, 2)
     ddpm = gym.make_vec(MICRO, num_envs=1, batch_size=64, outcome=False).unwrapped
     assert not ddpm.use_batched(ddpm.current[0], 16)  # measured to lose at batch 64
     assert not gym.make_vec(VAE, num_envs=8, batched=False, outcome=False).unwrapped.use_batched(shared, 8)
