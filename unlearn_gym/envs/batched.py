@@ -224,8 +224,8 @@ def batched_siss_update(shared: Shared, stack: StackedRuns, idx: Sequence[int], 
     with torch.enable_grad():
         retain, forget, loss, stats = vmap(one)(leaves, stacked_batch, stacked_crn, lam_t)
         ps = [leaves[n] for n in names]
-        g_x = dict(zip(names, torch.autograd.grad(retain.sum(), ps, retain_graph=True)))
-        g_a = dict(zip(names, torch.autograd.grad(forget.sum(), ps)))
+        g_x = dict(zip(names, torch.autograd.grad(retain.sum(), ps, retain_graph=True, materialize_grads=True)))
+        g_a = dict(zip(names, torch.autograd.grad(forget.sum(), ps, materialize_grads=True)))
     retain, forget = retain.detach(), forget.detach()
     stack.adopt_layout(g_x)
     # apply_update on stacked tensors (per run: norms, the rule's coefficient, clip)
@@ -259,8 +259,10 @@ def batched_siss_update(shared: Shared, stack: StackedRuns, idx: Sequence[int], 
 
     fc = sign * coef * sa
 
-    def into_retain(n):  # the combined gradient in g_x's own memory (fresh from autograd, not needed after;
-        gx = g_x[n]        # in the stack's layout once adopted, so AdamW reads it as it is)
+    # the combined gradient in g_x's own memory (fresh from autograd, not needed after; in the stack's
+    # layout once adopted, so AdamW reads it as it is)
+    def into_retain(n):
+        gx = g_x[n]
         return (gx.mul_(sx) if sx != 1.0 else gx).addcmul_(per_run(fc, g_a[n]), g_a[n])
 
     combined = {n: into_retain(n) for n in names}
