@@ -350,6 +350,8 @@ def _adamw(stack: StackedRuns, idx: Sequence[int], opt: torch.optim.Optimizer,
                   [_like(grads[n][lo:hi], stack.params[n]).permute(order[n]) for n in names],
                   [stack.exp_avg[n][rows].permute(order[n]) for n in names],
                   [stack.exp_avg_sq[n][rows].permute(order[n]) for n in names], [],
-                  [torch.tensor(steps[idx[lo]]) for _ in names], fused=True, amsgrad=False, beta1=b1, beta2=b2,
-                  lr=group["lr"], weight_decay=group["weight_decay"], eps=group["eps"], maximize=False)
+                  # the fused kernel reads the step counts where the parameters live
+                  [torch.tensor(steps[idx[lo]], device=stack.params[n].device) for n in names], fused=True,
+                  amsgrad=False, beta1=b1, beta2=b2, lr=group["lr"], weight_decay=group["weight_decay"],
+                  eps=group["eps"], maximize=False)
             stack.step[rows] += 1.0
