@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import cProfile
 import json
-import os
 import pstats
 import statistics
 import time
@@ -34,6 +33,7 @@ import numpy as np
 import torch
 
 import unlearn_gym  # noqa: F401  (registers the ids)
+from unlearn_gym.checkpoints import atomic_write_bytes
 
 MODELS = {"micro DDPM": "unlearn_gym:SISSUnlearnMicro-v0", "VAE": "unlearn_gym:SISSUnlearnVAE-v0",
           "tiny DDPM": "unlearn_gym:SISSUnlearn-v0"}
@@ -125,13 +125,11 @@ def profile_batched(env_id: str, n: int, kw: dict, steps: int) -> dict[str, floa
     env.close()
     return out
 
+
 def _write_json(path: str | None, out: dict) -> None:
     """Write ``out`` to ``path`` (if given) through a temporary file, so no half-written file is left."""
     if path:
-        tmp = f"{path}.tmp"
-        with open(tmp, "w") as f:
-            json.dump(out, f, indent=1)
-        os.replace(tmp, path)
+        atomic_write_bytes(path, json.dumps(out, indent=1).encode())
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -253,7 +253,6 @@ def test_the_stack_is_the_master_copy_of_weights_and_moments():
     assert float(stack.step[2, 0]) == 0.0 and not stack.exp_avg[n0][2].any()
 
 
-
 def test_the_stack_takes_the_gradients_layout_and_stays_the_master_copy():
     env = gym.make_vec(VAE, num_envs=3, batched=True, batch_size=8, horizon=50, outcome=False).unwrapped
     env.reset(seed=0)
@@ -280,6 +279,7 @@ def test_the_stack_takes_the_gradients_layout_and_stays_the_master_copy():
     _same(env.step(a), twin.step(a))
     for n in stack.names:
         assert torch.equal(stack.params[n], twin._stack.params[n])
+
 
 def test_copies_ending_together_are_scored_as_one_computation():
     """batched_scores=True (what "auto" does off the CPU) gives the per-copy scores: one sample may flip

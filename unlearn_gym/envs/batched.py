@@ -95,29 +95,27 @@ class StackedRuns:
             self.params = {n: torch.stack([ps[n].detach() for ps in self._params]) for n in self.names}
             self.exp_avg = {n: torch.zeros_like(t) for n, t in self.params.items()}
             self.exp_avg_sq = {n: torch.zeros_like(t) for n, t in self.params.items()}
-        self._scratch: dict[tuple[str, str], torch.Tensor] = {}
+        self._scratch: dict[str, torch.Tensor] = {}
         # one float32 step count per (run, parameter), each a 0-d view torch's AdamW can increment
         self.step = torch.zeros(len(self.states), len(self.names))
         for i, ps in enumerate(self._params):
             for n in self.names:
                 ps[n].data = self.params[n][i]
 
-    def scratch(self, kind: str, name: str, like: torch.Tensor) -> torch.Tensor:
+    def scratch(self, name: str, like: torch.Tensor) -> torch.Tensor:
         """A buffer reused from step to step, with the shape, strides and dtype of ``like``.
 
         A batched update's temporaries live here: a fresh tensor of 4 B per parameter per run each
         step costs page faults on the CPU (glibc returns the freed heap top to the kernel).
 
-        :param kind: what it holds (one buffer per kind and parameter).
-        :param name: parameter name.
+        :param name: parameter name (one buffer per parameter).
         :param like: ``(runs, ...)``, the runs' tensor of that parameter whose layout it takes (dense,
             runs outermost).
         """
-        buf = self._scratch.get((kind, name))
+        buf = self._scratch.get(name)
         if buf is None or buf.stride() != like.stride() or buf.dtype != like.dtype:
             full = (len(self.states), *like.shape[1:])
-            buf = torch.empty_strided(full, like.stride(), dtype=like.dtype, device=like.device)
-            self._scratch[(kind, name)] = buf
+            buf = self._scratch[name] = torch.empty_strided(full, like.stride(), dtype=like.dtype, device=like.device)
         return buf[: like.shape[0]]
 
     def adopt_layout(self, grads: dict[str, torch.Tensor]) -> None:
@@ -139,8 +137,7 @@ class StackedRuns:
             old_m, old_v = self.exp_avg[n], self.exp_avg_sq[n]
             with torch.no_grad():
                 for attr, t in (("params", old), ("exp_avg", old_m), ("exp_avg_sq", old_v)):
-                    new = torch.empty_strided(t.shape, g.stride(), dtype=t.dtype, device=t.device)
-                    getattr(self, attr)[n] = new.copy_(t)
+                    getattr(self, attr)[n] = _with_strides(t, g.stride())
             for i, ps in enumerate(self._params):
                 ps[n].data = self.params[n][i]
                 state = self.states[i].optimizer.state.get(ps[n])
@@ -245,7 +242,7 @@ def batched_siss_update(shared: Shared, stack: StackedRuns, idx: Sequence[int], 
     nx, na = norm(g_x), norm(g_a)
     # vecdot's arithmetic, its products written into the stack's scratch (a fresh 4 B per parameter
     # per run each step costs page faults on the CPU)
-    dot = sum(torch.mul(g_x[n], g_a[n], out=stack.scratch("product", n, g_x[n])).sum(rest(g_x[n])) for n in names)
+    dot = sum(torch.mul(g_x[n], g_a[n], out=stack.scratch(n, g_x[n])).sum(rest(g_x[n])) for n in names)
     scale_t = torch.tensor(list(scales), dtype=nx.dtype)
     ex, ea = sx * nx, sa * na
     safe = torch.where(ea > _EPS, ea, torch.ones_like(ea))
@@ -317,11 +314,11 @@ def _memory_order(t: torch.Tensor) -> list[int]:
     return sorted(range(t.dim()), key=lambda d: (-t.stride(d), d))
 
 
-def _like(t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    """``t``, or a copy of it in ``like``'s layout where they differ (the fused kernel wants one layout)."""
-    if t.stride() == like[: len(t)].stride():
+def _with_strides(t: torch.Tensor, strides: tuple[int, ...]) -> torch.Tensor:
+    """``t`` itself if it has these strides, else a copy of it laid out with them."""
+    if t.stride() == strides:
         return t
-    return torch.empty_strided(t.shape, like.stride(), dtype=t.dtype, device=t.device).copy_(t)
+    return torch.empty_strided(t.shape, strides, dtype=t.dtype, device=t.device).copy_(t)
 
 
 def _adamw(stack: StackedRuns, idx: Sequence[int], opt: torch.optim.Optimizer,
@@ -340,14 +337,14 @@ def _adamw(stack: StackedRuns, idx: Sequence[int], opt: torch.optim.Optimizer,
     group = opt.param_groups[0]
     (b1, b2), names = group["betas"], stack.names
     steps = stack.step[:, 0].tolist()  # every parameter of a run has taken the same number of steps
+    # AdamW is elementwise: each parameter's four tensors (one layout) go in with their dims in memory
+    # order, so that the fused kernel sees contiguous tensors
+    order = {n: _memory_order(stack.params[n]) for n in names}
     with torch.no_grad():
         for lo, hi in _spans(idx, steps):
             rows = slice(idx[lo], idx[lo] + hi - lo)
-            # AdamW is elementwise: each parameter's four tensors (one layout) go in with their dims
-            # in memory order, so that the fused kernel sees contiguous tensors
-            order = {n: _memory_order(stack.params[n]) for n in names}
             adamw([stack.params[n][rows].permute(order[n]) for n in names],
-                  [_like(grads[n][lo:hi], stack.params[n]).permute(order[n]) for n in names],
+                  [_with_strides(grads[n][lo:hi], stack.params[n].stride()).permute(order[n]) for n in names],
                   [stack.exp_avg[n][rows].permute(order[n]) for n in names],
                   [stack.exp_avg_sq[n][rows].permute(order[n]) for n in names], [],
                   # the fused kernel reads the step counts where the parameters live
