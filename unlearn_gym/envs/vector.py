@@ -57,10 +57,10 @@ from unlearn_gym.envs.state import RunState
 from unlearn_gym.objectives import siss_step
 
 #: ``batched="auto"``: the fewest copies of one bundle stepped as one batched update (measured: 3 pay
-#: 1.4-1.8x the loop in every run, 2 only 1.03-1.44x)
+#: 1.47-1.80x the loop in every run, 2 only 1.03-1.44x)
 BATCH_MIN_COPIES = 3
-#: ``batched="auto"``: the largest DDPM mini-batch batched (batch 32 measured to pay 1.2-1.6x; 64 at most
-#: 1.07x, 0.93x before the backward passes moved to plain autograd)
+#: ``batched="auto"``: the largest DDPM mini-batch batched (batch 32 measured to pay 1.2-1.6x; 64 only
+#: 1.03-1.11x, 0.93-0.97x before the backward passes moved to plain autograd)
 DDPM_BATCH_MAX = 32
 SYNC_FALLBACK = 'gym.make_vec(id, num_envs=N, vectorization_mode="sync")'
 
@@ -177,7 +177,7 @@ class SISSUnlearnVectorEnv(VectorEnv):
         ``batched="auto"``: from ``benchmarks/vector_speed.py`` (2-core CPU, 1 thread, idle; docs/vector.md):
         the batched env is 0.65-0.69x the loop at 1 copy, 1.03-1.44x at 2, 1.47-1.80x at 3 (VAE at
         batch 8 and 16, micro DDPM at batch 8; 2-3 runs each), about 3x at 16 and 3.6x at 64 (micro
-        DDPM, batch 8); on the micro DDPM it is 1.2-1.6x at batch 32 and 1.06-1.07x at 64
+        DDPM, batch 8); on the micro DDPM it is 1.2-1.6x at batch 32 and 1.03-1.11x at 64 (two runs)
         (compute-bound). So: at least :data:`BATCH_MIN_COPIES` copies, and the VAE or a DDPM batch of
         at most :data:`DDPM_BATCH_MAX`.
 
